@@ -1,0 +1,289 @@
+//! Blocking waits (with `std`): a short spin, then a waiter node on the caller's stack and
+//! park/unpark. No allocation, no lock.
+
+use core::pin::pin;
+use core::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use crate::future::split_failure;
+use crate::header::{Header, Push, Unlink};
+use crate::node::{Kind, Node};
+use crate::sync::thread::{self, Thread};
+use crate::sync::{AtomicBool, UnsafeCell, ord, probe};
+use crate::{Error, Failure, Future};
+
+impl<T> Future<T> {
+    /// Waits for the outcome (Python's `result()`): the value by reference, or why there is
+    /// none.
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`] if the future was cancelled, [`Error::Failed`] if the task failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (promise, future) = concur_core::promise();
+    /// std::thread::spawn(move || promise.set_result(vec![1, 2, 3]).unwrap());
+    /// assert_eq!(future.result().unwrap().len(), 3);
+    /// ```
+    pub fn result(&self) -> Result<&T, Error> {
+        self.wait();
+        self.outcome_now()
+    }
+
+    /// Waits at most `timeout` for the outcome (Python's `result(timeout)`).
+    ///
+    /// A timeout leaves the future untouched and nothing registered in it. `Duration::ZERO` on a
+    /// done future returns its outcome.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] if it is not done in time; otherwise as [`result`](Future::result).
+    pub fn result_timeout(&self, timeout: Duration) -> Result<&T, Error> {
+        self.result_deadline(deadline_after(timeout))
+    }
+
+    /// Waits until `deadline` at most for the outcome.
+    ///
+    /// # Errors
+    /// As [`result_timeout`](Future::result_timeout).
+    pub fn result_deadline(&self, deadline: Instant) -> Result<&T, Error> {
+        if self.wait_deadline(deadline) {
+            self.outcome_now()
+        } else {
+            Err(Error::TimedOut)
+        }
+    }
+
+    /// Waits for the outcome and returns the task's failure, if any (Python's `exception()`).
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`] if the future was cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (promise, future) = concur_core::promise::<u8>();
+    /// promise.set_result(1).unwrap();
+    /// assert!(future.error().unwrap().is_none());
+    /// ```
+    pub fn error(&self) -> Result<Option<Failure>, Error> {
+        split_failure(self.result())
+    }
+
+    /// Waits at most `timeout` and returns the task's failure, if any.
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`], or [`Error::TimedOut`] if it is not done in time.
+    pub fn error_timeout(&self, timeout: Duration) -> Result<Option<Failure>, Error> {
+        split_failure(self.result_timeout(timeout))
+    }
+
+    /// Waits until `deadline` at most and returns the task's failure, if any.
+    ///
+    /// # Errors
+    /// As [`error_timeout`](Future::error_timeout).
+    pub fn error_deadline(&self, deadline: Instant) -> Result<Option<Failure>, Error> {
+        split_failure(self.result_deadline(deadline))
+    }
+
+    /// Waits for the outcome and moves the value out of the last handle.
+    ///
+    /// If other handles to this future are alive the value stays with them, this handle is
+    /// dropped and the call returns [`Error::Shared`]: called on every clone, exactly one call
+    /// gets the value (as `Arc::into_inner`).
+    ///
+    /// # Errors
+    /// [`Error::Cancelled`], [`Error::Failed`], or [`Error::Shared`] (see above).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (promise, future) = concur_core::promise::<String>();
+    /// promise.set_result("owned".into()).unwrap();
+    /// let value: String = future.into_result().unwrap();
+    /// assert_eq!(value, "owned");
+    /// ```
+    pub fn into_result(self) -> Result<T, Error> {
+        self.wait();
+        self.take_outcome()
+    }
+
+    /// Blocks until the future is done.
+    pub fn wait(&self) {
+        wait(self.header(), None);
+    }
+
+    /// Blocks at most `timeout`; returns whether the future is done.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.wait_deadline(deadline_after(timeout))
+    }
+
+    /// Blocks until `deadline` at most; returns whether the future is done.
+    pub fn wait_deadline(&self, deadline: Instant) -> bool {
+        wait(self.header(), Some(deadline))
+    }
+
+    /// The outcome of a future known to be done.
+    fn outcome_now(&self) -> Result<&T, Error> {
+        self.try_result().unwrap_or(Err(Error::TimedOut))
+    }
+}
+
+/// `now + timeout`, saturating far in the future for huge timeouts.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 100))
+}
+
+/// Blocks until the phase is final or `deadline` passes; returns whether it is final.
+pub(crate) fn wait(header: &Header, deadline: Option<Instant>) -> bool {
+    if header.load(ord::FAST_PATH_LOAD).is_final() || spin_until_final(header) {
+        return true;
+    }
+    let waiter = pin!(ThreadWaiter::new(thread::current()));
+    let node = waiter.node();
+    // SAFETY: the waiter is pinned on this stack frame, and every exit below either sees it
+    // FIRED or unlinks it (or never linked it).
+    if let Push::Final = unsafe { header.push(node) } {
+        return true;
+    }
+    loop {
+        if waiter.is_fired() {
+            return true;
+        }
+        match deadline {
+            None => thread::park(),
+            Some(deadline) if thread::deadline_passed(deadline) => return give_up(header, &waiter),
+            Some(deadline) => thread::park_until(deadline),
+        }
+    }
+}
+
+/// Leaves a wait whose deadline passed. Returns whether the phase is final.
+fn give_up(header: &Header, waiter: &ThreadWaiter) -> bool {
+    // SAFETY: the node was linked by `wait` and has not been unlinked or seen FIRED.
+    match unsafe { header.unlink(waiter.node()) } {
+        Unlink::Unlinked { now_final } => now_final,
+        Unlink::AlreadyFinal => {
+            // Rule 2: our node is in a detached list; its completer may still be reading it.
+            if !cfg!(concur_bug = "rule2-leave-before-fired") {
+                while !waiter.is_fired() {
+                    thread::park();
+                }
+            }
+            true
+        }
+    }
+}
+
+/// Spins briefly (then yields a few times) hoping the future completes before we park:
+/// a cross-CPU wake-up costs tens of microseconds here, a spin a fraction of one.
+fn spin_until_final(header: &Header) -> bool {
+    const SPIN_ROUNDS: u32 = 7;
+    const YIELDS: u32 = 4;
+    if cfg!(concur_loom) || !spinning_helps() {
+        return false;
+    }
+    for round in 0..SPIN_ROUNDS {
+        for _ in 0..(1u32 << round) {
+            core::hint::spin_loop();
+        }
+        if header.load(ord::FAST_PATH_LOAD).is_final() {
+            return true;
+        }
+    }
+    for _ in 0..YIELDS {
+        thread::yield_now();
+        if header.load(ord::FAST_PATH_LOAD).is_final() {
+            return true;
+        }
+    }
+    false
+}
+
+/// Spinning only helps when another CPU can run the completer meanwhile.
+fn spinning_helps() -> bool {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    // 0 unknown, 1 yes, 2 no. Not part of the protocol: a cached fact about this process.
+    static CACHE: AtomicU8 = AtomicU8::new(0);
+    // ORDERING: Relaxed: an idempotent cache of a value every thread computes identically.
+    match CACHE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            let many = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+            CACHE.store(if many { 1 } else { 2 }, Ordering::Relaxed);
+            many
+        }
+    }
+}
+
+/// A blocked thread's node, on its own stack.
+///
+/// Invariant: `thread` is `Some` until the completer takes it, which it does before storing
+/// `fired` (its last touch); the owner leaves only after seeing `fired` or unlinking the node.
+#[repr(C)]
+struct ThreadWaiter {
+    node: Node,
+    fired: AtomicBool,
+    thread: UnsafeCell<Option<Thread>>,
+}
+
+impl ThreadWaiter {
+    fn new(thread: Thread) -> Self {
+        Self {
+            node: Node::new(Kind::Waiter, fire_thread),
+            fired: AtomicBool::new(false),
+            thread: UnsafeCell::new(Some(thread)),
+        }
+    }
+
+    fn node(&self) -> NonNull<Node> {
+        NonNull::from(&self.node)
+    }
+
+    fn is_fired(&self) -> bool {
+        probe::touch();
+        self.fired.load(ord::FIRED_LOAD)
+    }
+}
+
+#[cfg(concur_loom)]
+impl Drop for ThreadWaiter {
+    /// Loom checks leaks, not use-after-free: touching every cell as the node dies makes a
+    /// completer's late access a reported race.
+    fn drop(&mut self) {
+        self.thread.with_mut(|_| ());
+        // SAFETY: the node is ours again (fired or unlinked).
+        unsafe { self.node.set_next(core::ptr::null_mut()) };
+    }
+}
+
+/// The completer's side: take the thread, mark FIRED (last touch), then unpark.
+///
+/// # Safety
+/// As [`Node`]'s `fire`: `node` is the header of a live `ThreadWaiter` in a detached list.
+unsafe fn fire_thread(node: NonNull<Node>) {
+    let waiter = node.cast::<ThreadWaiter>();
+    // SAFETY: the waiter stays alive until we store FIRED (its owner waits for it).
+    let waiter = unsafe { waiter.as_ref() };
+    if cfg!(concur_bug = "rule1-touch-after-fired") {
+        waiter.fired.store(true, ord::FIRED_STORE);
+        probe::bump();
+        // Planted bug: the owner may have returned and freed its stack frame by now.
+        // SAFETY: none; this is the bug the harness must catch.
+        let thread = waiter.thread.with_mut(|t| unsafe { (*t).take() });
+        if let Some(thread) = thread {
+            thread.unpark();
+        }
+        return;
+    }
+    // SAFETY: before FIRED the completer has exclusive use of `thread` (invariant).
+    let thread = waiter.thread.with_mut(|t| unsafe { (*t).take() });
+    waiter.fired.store(true, ord::FIRED_STORE);
+    probe::bump();
+    if let Some(thread) = thread {
+        thread.unpark();
+    }
+}

@@ -1,0 +1,330 @@
+//! The protocol on the state word (see [`crate::word`] for its layout and invariants): pushing
+//! a waiter, completing, unlinking a waiter under LOCK, and the two-party ownership of the cell.
+//!
+//! Progress: completion and cancellation never wait for anyone (a bounded CAS loop that retries
+//! only when the word changed). A push or an unlink waits only while another waiter holds LOCK
+//! for its O(k) unlink, which runs no user code and allocates nothing.
+
+use core::ptr::NonNull;
+
+use crate::node::{self, Node};
+use crate::sync::{AtomicPtr, AtomicUsize, Ordering, ord};
+use crate::word::{self, CONSUMERS_GONE, LOCK, PRODUCER_GONE, Snapshot};
+
+/// The type-independent part of a cell: the state word and the count of consumer handles.
+///
+/// Invariant: `consumers` counts live `Future` handles (and records holding one); it only
+/// reaches zero together with CONSUMERS_GONE being set.
+#[repr(C)]
+pub(crate) struct Header {
+    state: AtomicPtr<Node>,
+    consumers: AtomicUsize,
+}
+
+/// How a push ended.
+pub(crate) enum Push {
+    /// The node is in the list; it will be fired or must be unlinked.
+    Linked,
+    /// The phase was already final (loaded with Acquire); the node was not linked.
+    Final,
+}
+
+/// How a completion attempt ended.
+pub(crate) enum Finish {
+    /// The phase is now the requested one. The caller owns `head` (possibly null) and must
+    /// [`node::fire_all`] it; `free` says the caller must free the cell afterwards.
+    Won { head: *mut Node, free: bool },
+    /// The phase was already final, or (for cancel) RUNNING.
+    Lost(Snapshot),
+}
+
+/// How an attempt to unlink a node ended.
+pub(crate) enum Unlink {
+    /// The node is out of the list and back with its owner. `now_final` says the phase became
+    /// final while LOCK was held (this caller then detached and woke the rest).
+    Unlinked { now_final: bool },
+    /// The phase was final: the node is (or was) in a detached list and will be fired.
+    AlreadyFinal,
+}
+
+impl Header {
+    /// A header for a fresh cell: PENDING, empty list, one consumer.
+    pub(crate) fn new() -> Self {
+        Self {
+            state: AtomicPtr::new(Snapshot::from_tags(word::PENDING).0),
+            consumers: AtomicUsize::new(1),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn load(&self, order: Ordering) -> Snapshot {
+        Snapshot(self.state.load(order))
+    }
+
+    #[inline(always)]
+    fn cas(&self, current: Snapshot, new: Snapshot, success: Ordering) -> Result<(), Snapshot> {
+        self.state
+            .compare_exchange_weak(current.0, new.0, success, ord::RETRY)
+            .map(drop)
+            .map_err(Snapshot)
+    }
+
+    /// Sets `flag`; returns the word before. Used for the two ownership flags.
+    fn set_flag(&self, flag: usize) -> Snapshot {
+        let mut current = self.load(ord::RETRY);
+        loop {
+            let new = current.with_tags(current.tags() | flag);
+            // ORDERING: AcqRel: the party that sets the second ownership flag frees the cell, so
+            // it must see (Acquire) everything the other party did, which released (Release).
+            match self.cas(current, new, Ordering::AcqRel) {
+                Ok(()) => return current,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Links `node` at the head of the list unless the phase is final.
+    ///
+    /// # Safety
+    /// `node` is valid, not in any list, and stays valid and in place until it is fired or
+    /// unlinked with [`Header::unlink`].
+    pub(crate) unsafe fn push(&self, node: NonNull<Node>) -> Push {
+        let mut spins = 0;
+        loop {
+            let current = self.load(ord::FAST_PATH_LOAD);
+            if current.is_final() {
+                return Push::Final;
+            }
+            if current.is_locked() {
+                // Rule 4: nobody but the LOCK holder touches the list.
+                crate::backoff::snooze(&mut spins);
+                continue;
+            }
+            // SAFETY: the node is not yet published, so its pusher owns `next`.
+            unsafe { node.as_ref().set_next(current.head()) };
+            if self
+                .cas(current, current.with_head(node.as_ptr()), ord::PUSH)
+                .is_ok()
+            {
+                return Push::Linked;
+            }
+        }
+    }
+
+    /// Moves the phase to `phase` (FINISHED or CANCELLED) and detaches the list, unless the
+    /// phase is already final (or, when cancelling, RUNNING). `producer_done` also sets
+    /// PRODUCER_GONE in the same CAS: the producer's last touch of the cell.
+    pub(crate) fn finish(&self, phase: usize, producer_done: bool) -> Finish {
+        let cancelling = phase == word::CANCELLED;
+        let gone = if producer_done { PRODUCER_GONE } else { 0 };
+        let mut current = self.load(ord::RETRY);
+        loop {
+            if current.is_final() || (cancelling && current.phase() == word::RUNNING) {
+                return Finish::Lost(current);
+            }
+            let tags = (current.tags() & !word::PHASE) | phase | gone;
+            let free = producer_done && current.has(CONSUMERS_GONE);
+            let attempt = if current.is_locked() && !cfg!(concur_bug = "rule4-finish-under-lock") {
+                // Rule 4: leave the list to the LOCK holder, who detaches it when it unlocks.
+                // ORDERING: cancel publishes no slot, so its phase-only CAS needs nothing.
+                let order = if cancelling {
+                    Ordering::Relaxed
+                } else {
+                    ord::SET_PHASE_ONLY
+                };
+                self.cas(current, current.with_tags(tags), order)
+                    .map(|()| core::ptr::null_mut())
+            } else {
+                let order = if cancelling {
+                    ord::CANCEL_DETACH
+                } else {
+                    ord::SET_DETACH
+                };
+                let tags = tags & !LOCK;
+                self.cas(current, Snapshot::from_tags(tags), order)
+                    .map(|()| current.head())
+            };
+            match attempt {
+                Ok(head) => return Finish::Won { head, free },
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Moves PENDING to RUNNING. Returns false if the future was cancelled.
+    pub(crate) fn start(&self) -> bool {
+        let mut current = self.load(ord::RETRY);
+        loop {
+            match current.phase() {
+                word::PENDING => {}
+                word::CANCELLED => return false,
+                _ => return true,
+            }
+            // ORDERING: Relaxed: RUNNING publishes no data; it only makes `cancel` fail.
+            match self.cas(
+                current,
+                current.with_phase(word::RUNNING),
+                Ordering::Relaxed,
+            ) {
+                Ok(()) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Takes `node` out of the list, unless the phase is final (then it will be fired).
+    ///
+    /// # Safety
+    /// `node` was linked into this list by [`Header::push`] and has not been unlinked.
+    pub(crate) unsafe fn unlink(&self, node: NonNull<Node>) -> Unlink {
+        let Some(locked) = self.lock() else {
+            return Unlink::AlreadyFinal;
+        };
+        // SAFETY: we hold LOCK, so the list's links are ours; the node is in it (caller).
+        let new_head = unsafe { remove(locked.head(), node) };
+        Unlink::Unlinked {
+            now_final: self.unlock(new_head),
+        }
+    }
+
+    /// Acquires LOCK; returns the locked word, or `None` if the phase is final.
+    fn lock(&self) -> Option<Snapshot> {
+        let mut spins = 0;
+        loop {
+            let current = self.load(ord::RETRY);
+            if current.is_final() {
+                return None;
+            }
+            if current.is_locked() {
+                crate::backoff::snooze(&mut spins);
+                continue;
+            }
+            let locked = current.with_tags(current.tags() | LOCK);
+            if self.cas(current, locked, ord::LOCK_CAS).is_ok() {
+                return Some(locked);
+            }
+        }
+    }
+
+    /// Releases LOCK with `new_head` as the list. If the phase became final meanwhile, detaches
+    /// the list in the same CAS and wakes it (rule 3). Returns whether the phase is final.
+    fn unlock(&self, new_head: *mut Node) -> bool {
+        let mut current = self.load(ord::RETRY);
+        loop {
+            if cfg!(concur_bug = "rule5-unlock-by-store") {
+                // Planted bug: a plain store can erase a completion that happened under LOCK.
+                let phase_final = current.is_final();
+                let tags = current.tags() & !LOCK;
+                self.state
+                    .store(current.with_head(new_head).with_tags(tags).0, ord::UNLOCK);
+                return phase_final;
+            }
+            let tags = current.tags() & !LOCK;
+            if !current.is_final() {
+                let unlocked = current.with_head(new_head).with_tags(tags);
+                match self.cas(current, unlocked, ord::UNLOCK) {
+                    Ok(()) => return false,
+                    Err(actual) => current = actual,
+                }
+            } else if cfg!(concur_bug = "rule3-unlock-keeps-list") {
+                let unlocked = current.with_head(new_head).with_tags(tags);
+                match self.cas(current, unlocked, ord::UNLOCK) {
+                    Ok(()) => return true,
+                    Err(actual) => current = actual,
+                }
+            } else {
+                match self.cas(current, Snapshot::from_tags(tags), ord::DELEGATING_UNLOCK) {
+                    Ok(()) => {
+                        // SAFETY: the CAS detached the list; we own it.
+                        unsafe { node::fire_all(new_head) };
+                        return true;
+                    }
+                    Err(actual) => current = actual,
+                }
+            }
+        }
+    }
+
+    /// Adds a consumer handle.
+    pub(crate) fn add_consumer(&self) {
+        // ORDERING: Relaxed, as `Arc::clone`: a new handle is made from an existing one, which
+        // already keeps the cell alive.
+        let old = self.consumers.fetch_add(1, Ordering::Relaxed);
+        if old > isize::MAX as usize {
+            // As `Arc`: only reachable by leaking 2^63 handles; the count must not wrap.
+            overflow_abort();
+        }
+    }
+
+    /// Drops a consumer handle. Returns true if the caller must now free the cell.
+    pub(crate) fn release_consumer(&self) -> bool {
+        if self.is_sole_consumer() && self.load(ord::FAST_PATH_LOAD).has(PRODUCER_GONE) {
+            // The last consumer with the producer gone owns the cell: free with plain loads.
+            return true;
+        }
+        // ORDERING: AcqRel, as `Arc::drop`: Release publishes this handle's uses to the freer,
+        // Acquire (for the last one) sees every other handle's.
+        if self.consumers.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return false;
+        }
+        self.set_flag(CONSUMERS_GONE).has(PRODUCER_GONE)
+    }
+
+    /// Whether the caller's handle is the only consumer left.
+    pub(crate) fn is_sole_consumer(&self) -> bool {
+        // ORDERING: Acquire pairs with the Release decrement of every other handle's drop, so a
+        // caller that goes on to free or move out of the cell sees their uses as finished.
+        self.consumers.load(Ordering::Acquire) == 1
+    }
+
+    /// Drops one consumer handle unless it is the last; returns true if it was the last (the
+    /// caller keeps ownership of its reference in that case).
+    pub(crate) fn release_consumer_unless_last(&self) -> bool {
+        if self.is_sole_consumer() {
+            return true;
+        }
+        // ORDERING: AcqRel, as in `release_consumer`.
+        self.consumers.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// The producer leaves without completing (it lost to `cancel`). Returns true if it must
+    /// free the cell.
+    pub(crate) fn release_producer(&self) -> bool {
+        self.set_flag(PRODUCER_GONE).has(CONSUMERS_GONE)
+    }
+}
+
+/// Removes `node` from the list starting at `head`; returns the new head.
+///
+/// # Safety
+/// The caller holds LOCK on the list (so it owns every `next`), and `node` is in it.
+unsafe fn remove(head: *mut Node, node: NonNull<Node>) -> *mut Node {
+    // SAFETY: (whole function) nodes in a locked list are alive and their links are ours.
+    let after = unsafe { node.as_ref().next() };
+    if head == node.as_ptr() {
+        return after;
+    }
+    let mut cursor = head;
+    while let Some(prev) = NonNull::new(cursor) {
+        // SAFETY: see above.
+        let prev = unsafe { prev.as_ref() };
+        // SAFETY: see above.
+        let next = unsafe { prev.next() };
+        if next == node.as_ptr() {
+            // SAFETY: see above.
+            unsafe { prev.set_next(after) };
+            return head;
+        }
+        cursor = next;
+    }
+    debug_assert!(false, "a linked node was missing from its list");
+    head
+}
+
+#[cold]
+fn overflow_abort() -> ! {
+    #[cfg(feature = "std")]
+    std::process::abort();
+    #[cfg(not(feature = "std"))]
+    panic!("concur: Future handle count overflow");
+}

@@ -1,0 +1,73 @@
+//! # concur-core
+//!
+//! Python's `concurrent.futures` `Future`, done right in Rust: a lock-free, model-checked
+//! one-shot result cell that any executor can hand out, any number of readers can wait on
+//! (blocking, with a timeout, or `.await` from any async runtime), and that never leaves a
+//! reader hanging when its producer vanishes.
+//!
+//! - [`promise`] makes a pending [`Future`] and its unique producer [`Promise`].
+//! - [`Future`]: `cancel`, `is_done`, `result` / `result_timeout` / `result_deadline` /
+//!   `try_result`, `error` (Python's `exception`), `add_done_callback`, `into_result`, and
+//!   `.await`.
+//! - [`Executor`]: implement one method, get `submit` and `map`.
+//!
+//! ```
+//! use concur_core::{promise, Error};
+//!
+//! let (promise, future) = promise::<u64>();
+//! let reader = future.clone();
+//! std::thread::spawn(move || promise.set_result(323u64.pow(2)).unwrap());
+//! assert_eq!(*reader.result().unwrap(), 104_329);
+//! ```
+//!
+//! ## Design
+//!
+//! One atomic word holds the phase (PENDING, RUNNING, FINISHED, CANCELLED), a LOCK bit, two
+//! ownership flags and the head of an intrusive stack of waiter nodes. Completion writes the
+//! result slot, then publishes the phase and detaches the whole waiter list in one CAS, so no
+//! waiter can be missed and no transient "completing" state exists for anyone to spin on. A
+//! blocking waiter keeps its node on its own stack (no allocation); a waiter that times out
+//! unlinks its node under LOCK, and the completer never waits for it. Every rule of the protocol
+//! is checked by loom models and Miri twins in `loom-tests`; see the README.
+//!
+//! ## Features
+//!
+//! - `std` (default): blocking waits, catching panics in tasks and callbacks, [`Executor::map`].
+//!   Without it the crate is `no_std` + `alloc`: everything but blocking waits works.
+#![no_std]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod atomic_waker;
+mod awaiting;
+mod backoff;
+#[cfg(feature = "std")]
+mod blocking;
+mod callback;
+mod cell;
+mod error;
+mod executor;
+mod failure;
+mod future;
+mod header;
+#[cfg(feature = "std")]
+mod map;
+mod node;
+mod promise;
+mod sync;
+mod word;
+
+pub use awaiting::{IntoResultFuture, ResultFuture};
+pub use callback::CallbackPanic;
+#[cfg(feature = "std")]
+pub use callback::set_callback_panic_hook;
+pub use error::{Error, SetError};
+pub use executor::{Executor, SubmitError, Task};
+pub use failure::Failure;
+pub use future::Future;
+#[cfg(feature = "std")]
+pub use map::{Map, MapOptions};
+pub use promise::{Promise, promise};

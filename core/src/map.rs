@@ -1,0 +1,169 @@
+//! [`Map`]: Python's `Executor.map` as an iterator.
+
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::num::NonZeroUsize;
+use std::time::{Duration, Instant};
+
+use crate::{Error, Executor, Failure, Future, promise};
+
+/// Options for [`Executor::map_with`].
+///
+/// # Examples
+///
+/// ```
+/// use std::num::NonZeroUsize;
+/// use std::time::Duration;
+/// use concur_core::MapOptions;
+///
+/// let options = MapOptions::new()
+///     .timeout(Duration::from_secs(5))
+///     .in_flight(NonZeroUsize::new(64).unwrap());
+/// # let _ = options;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MapOptions {
+    timeout: Option<Duration>,
+    in_flight: Option<NonZeroUsize>,
+}
+
+impl MapOptions {
+    /// No timeout, every input submitted at once (Python's behaviour).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One deadline for the whole iteration, counted from the `map` call.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// At most `window` tasks submitted but not yet yielded, so a long or infinite input is
+    /// never drained eagerly.
+    pub fn in_flight(mut self, window: NonZeroUsize) -> Self {
+        self.in_flight = Some(window);
+        self
+    }
+}
+
+/// The results of [`Executor::map`], in input order.
+///
+/// - Each item is that input's result; a failed (or panicking) task yields its
+///   [`Error::Failed`] and iteration goes on.
+/// - With a timeout, one deadline counts from the `map` call. When it passes, the future being
+///   waited on and every one not yet yielded are cancelled, the iterator yields
+///   [`Error::TimedOut`] once, and then ends.
+/// - Without an in-flight window every input is submitted by the `map` call itself; with one,
+///   inputs are pulled and submitted as results are yielded.
+/// - A submission the executor refuses yields that refusal as the item's failure.
+/// - Dropping the iterator cancels every task not yet started (as Python's `map` generator does
+///   when closed); tasks already running finish, and their results are dropped.
+pub struct Map<'e, E: ?Sized, I, F, T> {
+    executor: &'e E,
+    f: Arc<F>,
+    inputs: I,
+    pending: VecDeque<Future<T>>,
+    deadline: Option<Instant>,
+    window: Option<NonZeroUsize>,
+    ended: bool,
+}
+
+impl<'e, E, I, F, T> Map<'e, E, I, F, T>
+where
+    E: Executor,
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> T + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    pub(crate) fn new(executor: &'e E, f: F, inputs: I, options: MapOptions) -> Self {
+        let deadline = options
+            .timeout
+            .map(|t| Instant::now().checked_add(t).unwrap_or_else(far_future));
+        let mut map = Self {
+            executor,
+            f: Arc::new(f),
+            inputs,
+            pending: VecDeque::new(),
+            deadline,
+            window: options.in_flight,
+            ended: false,
+        };
+        map.refill();
+        map
+    }
+
+    /// Submits inputs until the window is full or the inputs run out.
+    fn refill(&mut self) {
+        let limit = self.window.map_or(usize::MAX, NonZeroUsize::get);
+        while self.pending.len() < limit {
+            let Some(input) = self.inputs.next() else {
+                break;
+            };
+            let f = Arc::clone(&self.f);
+            let future = self
+                .executor
+                .submit(move || f(input))
+                .unwrap_or_else(refused);
+            self.pending.push_back(future);
+        }
+    }
+
+    fn cancel_all(&mut self) {
+        for future in self.pending.drain(..) {
+            future.cancel();
+        }
+    }
+}
+
+/// A future already failed with the executor's refusal, so the item keeps its place.
+fn refused<T>(error: crate::SubmitError) -> Future<T> {
+    let (promise, future) = promise();
+    let _ = promise.set_error(Failure::from_error(error));
+    future
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(60 * 60 * 24 * 365 * 100)
+}
+
+impl<E, I, F, T> Iterator for Map<'_, E, I, F, T>
+where
+    E: Executor,
+    I: Iterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> T + Send + Sync + 'static,
+    T: Send + 'static,
+{
+    type Item = Result<T, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.ended {
+            return None;
+        }
+        let Some(future) = self.pending.pop_front() else {
+            self.ended = true;
+            return None;
+        };
+        if let Some(deadline) = self.deadline {
+            if !future.wait_deadline(deadline) {
+                future.cancel();
+                self.cancel_all();
+                self.ended = true;
+                return Some(Err(Error::TimedOut));
+            }
+        }
+        let item = future.into_result();
+        self.refill();
+        Some(item)
+    }
+}
+
+impl<E: ?Sized, I, F, T> Drop for Map<'_, E, I, F, T> {
+    fn drop(&mut self) {
+        for future in self.pending.drain(..) {
+            future.cancel();
+        }
+    }
+}

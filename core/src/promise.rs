@@ -1,0 +1,204 @@
+//! [`Promise`]: the unique producing side of a future.
+
+use core::fmt;
+use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
+use core::ptr::NonNull;
+
+use crate::cell::{Cell, Outcome};
+use crate::header::Finish;
+use crate::{Failure, Future, SetError, node, word};
+
+/// Creates a pending future and the promise that completes it.
+///
+/// # Examples
+///
+/// ```
+/// let (promise, future) = concur_core::promise();
+/// std::thread::spawn(move || promise.set_result(6 * 7).unwrap());
+/// assert_eq!(*future.result().unwrap(), 42);
+/// ```
+pub fn promise<T>() -> (Promise<T>, Future<T>) {
+    let cell = Cell::alloc();
+    (
+        Promise {
+            cell,
+            _owns: PhantomData,
+        },
+        Future::from_cell(cell),
+    )
+}
+
+/// The producing side of a [`Future`]: unique, so "set twice" does not compile.
+///
+/// Completing it (`set_result`, `set_error`, `set_outcome`) consumes it. Dropping it without
+/// completing finishes the future with an [abandoned](Failure::is_abandoned) failure, so no
+/// future ever waits on a producer that is gone.
+///
+/// Invariant: owns the producer's share of the cell until PRODUCER_GONE is set.
+pub struct Promise<T> {
+    cell: NonNull<Cell<T>>,
+    _owns: PhantomData<Cell<T>>,
+}
+
+// SAFETY: a promise only moves a `T` into the cell (and back out when cancelled), so it may
+// travel to another thread when `T` may.
+unsafe impl<T: Send> Send for Promise<T> {}
+// SAFETY: `&Promise` only reads the state word and moves PENDING to RUNNING; it never touches
+// a `T`.
+unsafe impl<T: Send> Sync for Promise<T> {}
+
+impl<T> Promise<T> {
+    fn cell(&self) -> &Cell<T> {
+        // SAFETY: the producer's share keeps the cell alive while `self` exists.
+        unsafe { self.cell.as_ref() }
+    }
+
+    /// Claims the future before running its work (Python's `set_running_or_notify_cancel`).
+    ///
+    /// Returns false if the future was cancelled: the work must not run, and the promise
+    /// should just be dropped. Returns true if the future is now running (or already was), after
+    /// which `cancel` fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (promise, future) = concur_core::promise::<u8>();
+    /// assert!(promise.set_running_or_notify_cancel());
+    /// assert!(future.is_running());
+    /// assert!(!future.cancel());
+    /// ```
+    pub fn set_running_or_notify_cancel(&self) -> bool {
+        self.cell().header.start()
+    }
+
+    /// Whether the future was cancelled (the producer may skip its work).
+    pub fn is_cancelled(&self) -> bool {
+        self.cell().header.load(crate::sync::ord::RETRY).phase() == word::CANCELLED
+    }
+
+    /// Completes the future with `value` and wakes every waiter.
+    ///
+    /// # Errors
+    /// If the future was cancelled first, the value is handed back in [`SetError`].
+    pub fn set_result(self, value: T) -> Result<(), SetError<T>> {
+        self.set_outcome(Ok(value))
+            .map_err(|refused| match refused.into_inner() {
+                Ok(value) => SetError::new(value),
+                Err(_) => unreachable!("set_outcome hands back what it was given"),
+            })
+    }
+
+    /// Completes the future with a failure (Python's `set_exception`).
+    ///
+    /// # Errors
+    /// If the future was cancelled first, the failure is handed back in [`SetError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concur_core::Error;
+    ///
+    /// let (promise, future) = concur_core::promise::<u8>();
+    /// promise.set_error(std::fmt::Error).unwrap();
+    /// assert!(matches!(future.try_result(), Some(Err(Error::Failed(_)))));
+    /// ```
+    pub fn set_error<E>(self, error: E) -> Result<(), SetError<Failure>>
+    where
+        E: core::error::Error + Send + Sync + 'static,
+    {
+        self.set_outcome(Err(Failure::from_error(error)))
+            .map_err(|refused| match refused.into_inner() {
+                Err(failure) => SetError::new(failure),
+                Ok(_) => unreachable!("set_outcome hands back what it was given"),
+            })
+    }
+
+    /// Completes the future with a value or a failure.
+    ///
+    /// # Errors
+    /// If the future was cancelled first, the outcome is handed back in [`SetError`].
+    pub fn set_outcome(
+        self,
+        outcome: Result<T, Failure>,
+    ) -> Result<(), SetError<Result<T, Failure>>> {
+        let this = ManuallyDrop::new(self);
+        // SAFETY: `this` is consumed here, so this is the producer's one completion.
+        unsafe { complete(this.cell, outcome) }.map_err(SetError::new)
+    }
+
+    /// Runs `work` if the future was not cancelled, and completes the future with its value or,
+    /// with `std`, with its panic (caught, so it never unwinds into the caller).
+    ///
+    /// This is what an executor's worker does with a submitted task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (promise, future) = concur_core::promise::<u32>();
+    /// promise.run(|| panic!("boom"));
+    /// let failure = future.try_error().unwrap().unwrap().unwrap();
+    /// assert_eq!(failure.panic_message(), Some("boom"));
+    /// ```
+    pub fn run(self, work: impl FnOnce() -> T) {
+        if !self.set_running_or_notify_cancel() {
+            return;
+        }
+        #[cfg(feature = "std")]
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+            .map_err(Failure::from_panic);
+        #[cfg(not(feature = "std"))]
+        let outcome = Ok(work());
+        // Running futures cannot be cancelled, so this cannot be refused.
+        let _ = self.set_outcome(outcome);
+    }
+}
+
+/// The producer's completion: publish `outcome`, wake everyone, release the producer's share.
+///
+/// # Safety
+/// Called once per cell, by its producer, which does not touch the cell afterwards.
+unsafe fn complete<T>(cell: NonNull<Cell<T>>, outcome: Outcome<T>) -> Result<(), Outcome<T>> {
+    // SAFETY: the producer's share keeps the cell alive until the CAS below releases it.
+    let cell_ref = unsafe { cell.as_ref() };
+    // SAFETY: we are the producer and the phase is not final for us yet (or we take it back).
+    unsafe { cell_ref.write_slot(outcome) };
+    match cell_ref.header.finish(word::FINISHED, true) {
+        Finish::Won { head, free } => {
+            // SAFETY: the CAS detached `head`; we own it. The cell is not touched again except
+            // to free it when every consumer is gone (then the list is empty).
+            unsafe { node::fire_all(head) };
+            if free {
+                // SAFETY: both ownership flags are set and the CAS (AcqRel) saw CONSUMERS_GONE.
+                unsafe { Cell::free(cell) };
+            }
+            Ok(())
+        }
+        Finish::Lost(_) => {
+            // Cancelled first: the slot is still ours alone, take the outcome back.
+            // SAFETY: the phase is CANCELLED, so no reader looks at the slot.
+            let outcome = unsafe { cell_ref.take_slot() };
+            if cell_ref.header.release_producer() {
+                // SAFETY: both flags are set; the phase is CANCELLED so the slot is not dropped.
+                unsafe { Cell::free(cell) };
+            }
+            Err(outcome)
+        }
+    }
+}
+
+impl<T> Drop for Promise<T> {
+    /// Finishes the future as abandoned, unless it was cancelled.
+    fn drop(&mut self) {
+        // SAFETY: drop runs once and the promise is gone afterwards.
+        let _ = unsafe { complete(self.cell, Err(Failure::abandoned())) };
+    }
+}
+
+impl<T> fmt::Debug for Promise<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Promise")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}

@@ -1,0 +1,1 @@
+//! Loom models of concur-core live in `tests/`; this crate has no library code.

@@ -1,0 +1,1 @@
+//! Thread pool executor for concur (`ThreadPoolExecutor`); not built yet, see issue 4.
