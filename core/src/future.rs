@@ -114,6 +114,25 @@ impl<T> Future<T> {
         self.header().load(ord::FAST_PATH_LOAD).is_final()
     }
 
+    /// Whether any waiter, async task, wait set or callback is registered on this future right
+    /// now. A diagnostic: every wait removes its registration on every exit path (return,
+    /// timeout, drop), so a long-lived pending future retains nothing from past waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let (_promise, future) = concur_core::promise::<u8>();
+    /// for _ in 0..3 {
+    ///     assert!(future.result_timeout(Duration::from_millis(1)).is_err());
+    /// }
+    /// assert!(!future.has_waiters());
+    /// ```
+    pub fn has_waiters(&self) -> bool {
+        !self.header().load(ord::FAST_PATH_LOAD).head().is_null()
+    }
+
     /// The outcome if the future is done, without waiting.
     ///
     /// Returns `None` while pending or running; otherwise the value, [`Error::Cancelled`] or

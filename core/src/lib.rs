@@ -30,6 +30,26 @@
 //! unlinks its node under LOCK, and the completer never waits for it. Every rule of the protocol
 //! is checked by loom models and Miri twins in `loom-tests`; see the README.
 //!
+//! ## Thread safety
+//!
+//! A [`Future<T>`] is `Send` and `Sync` exactly when `T` is both: clones on several threads
+//! read `&T` at once, and the last one may move or drop the `T` anywhere. A [`Promise<T>`]
+//! only needs `T: Send`. So a future of a non-`Send` value cannot leave its thread:
+//!
+//! ```compile_fail
+//! fn send_it<T: Send>(_: T) {}
+//! let (_promise, future) = concur_core::promise::<std::rc::Rc<u8>>();
+//! send_it(future); // error: `Rc<u8>` cannot be sent between threads safely
+//! ```
+//!
+//! and neither can a future of a `Send` but not `Sync` value, whose clones would share it:
+//!
+//! ```compile_fail
+//! fn send_it<T: Send>(_: T) {}
+//! let (_promise, future) = concur_core::promise::<std::cell::Cell<u8>>();
+//! send_it(future); // error: `Cell<u8>` cannot be shared between threads safely
+//! ```
+//!
 //! ## Features
 //!
 //! - `std` (default): blocking waits, catching panics in tasks and callbacks, [`Executor::map`].
