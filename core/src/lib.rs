@@ -91,3 +91,8 @@ pub use future::Future;
 #[cfg(feature = "std")]
 pub use map::{Map, MapOptions};
 pub use promise::{Promise, promise};
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
