@@ -1,0 +1,85 @@
+//! A ping-pong between the measuring thread and a long-lived partner thread.
+
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use super::baton::Baton;
+use crate::affinity;
+use crate::contender::Batch;
+
+/// The measuring side of a ping-pong; the partner lives until this is dropped.
+///
+/// One round trip: we create a pair, send its receiving end to the partner (waking it from its
+/// blocking wait), and block until the partner's reply arrives, which it sends the same way.
+pub struct Rally<B: Baton> {
+    to_partner: Option<B::Sender>,
+    inbox: Option<B>,
+    partner: Option<JoinHandle<()>>,
+    cpu: Option<usize>,
+}
+
+impl<B: Baton> Rally<B> {
+    /// Starts the partner thread; with `cpu`, both threads run pinned to that CPU (the
+    /// measuring thread only while it measures).
+    pub fn start(cpu: Option<usize>) -> Self {
+        let (to_partner, partner_inbox) = B::pair();
+        let (to_us, inbox) = B::pair();
+        let partner = thread::Builder::new()
+            .name("pingpong-partner".into())
+            .spawn(move || {
+                let _pin = cpu.map(affinity::pin_current_thread);
+                relay(partner_inbox, to_us);
+            })
+            .expect("cannot spawn the ping-pong partner");
+        Self {
+            to_partner: Some(to_partner),
+            inbox: Some(inbox),
+            partner: Some(partner),
+            cpu,
+        }
+    }
+
+    /// Plays `n` round trips and returns how long they took.
+    pub fn round_trips(&mut self, n: u64) -> Duration {
+        let _pin = self.cpu.map(affinity::pin_current_thread);
+        let mut to_partner = self.to_partner.take().expect("rally in use");
+        let mut inbox = self.inbox.take().expect("rally in use");
+        let start = Instant::now();
+        for _ in 0..n {
+            let (to_partner_next, partner_inbox_next) = B::pair();
+            B::pass(to_partner, partner_inbox_next);
+            to_partner = to_partner_next;
+            inbox = inbox.take().expect("the ping-pong partner hung up");
+        }
+        let elapsed = start.elapsed();
+        self.to_partner = Some(to_partner);
+        self.inbox = Some(inbox);
+        elapsed
+    }
+}
+
+/// The partner: wait for a message, reply with a fresh one; stop when we hang up.
+fn relay<B: Baton>(mut inbox: B, mut to_us: B::Sender) {
+    while let Some(next_inbox) = inbox.take() {
+        inbox = next_inbox;
+        let (to_us_next, our_inbox_next) = B::pair();
+        B::pass(to_us, our_inbox_next);
+        to_us = to_us_next;
+    }
+}
+
+impl<B: Baton> Batch for Rally<B> {
+    fn run(&mut self, iters: u64) -> Duration {
+        self.round_trips(iters)
+    }
+}
+
+impl<B: Baton> Drop for Rally<B> {
+    fn drop(&mut self) {
+        // Hanging up ends the partner's wait (each peer reports a dropped sender).
+        drop(self.to_partner.take());
+        if let Some(partner) = self.partner.take() {
+            let _ = partner.join();
+        }
+    }
+}
