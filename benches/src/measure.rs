@@ -1,0 +1,98 @@
+//! Interleaved measurement: every contender of a scenario takes one timed slice per round, in
+//! a rotating order, so slow drifts of the machine (other builds, frequency changes) hit ours
+//! and the peers alike; each contender's figure is the median of its slices.
+
+use std::time::Duration;
+
+use crate::contender::{Batch, Scenario, Side};
+
+/// How long to measure.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    /// Rounds; each contender gets one slice per round.
+    pub rounds: usize,
+    /// Target length of one slice.
+    pub slice: Duration,
+}
+
+impl Plan {
+    /// The default, for numbers to quote.
+    pub const FULL: Plan = Plan {
+        rounds: 31,
+        slice: Duration::from_millis(40),
+    };
+    /// A smoke run (CI): same shape, fewer and shorter slices.
+    pub const QUICK: Plan = Plan {
+        rounds: 9,
+        slice: Duration::from_millis(8),
+    };
+}
+
+/// One contender's result.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// The contender's name.
+    pub name: String,
+    /// Ours or a peer.
+    pub side: Side,
+    /// Median nanoseconds per operation over the rounds.
+    pub ns: f64,
+    /// Lowest and highest slice, nanoseconds per operation.
+    pub range: (f64, f64),
+}
+
+/// Measures every contender of `scenario` under `plan`.
+pub fn measure(scenario: &Scenario, plan: Plan) -> Vec<Measured> {
+    let mut runners: Vec<Box<dyn Batch>> = scenario.contenders.iter().map(|c| c.start()).collect();
+    let iters: Vec<u64> = runners
+        .iter_mut()
+        .map(|runner| calibrate(runner.as_mut(), plan.slice))
+        .collect();
+    let n = runners.len();
+    let mut samples = vec![Vec::with_capacity(plan.rounds); n];
+    for round in 0..plan.rounds {
+        for k in 0..n {
+            let i = (k + round) % n;
+            let elapsed = runners[i].run(iters[i]);
+            samples[i].push(elapsed.as_nanos() as f64 / iters[i] as f64);
+        }
+    }
+    drop(runners);
+    scenario
+        .contenders
+        .iter()
+        .zip(samples)
+        .map(|(contender, mut s)| {
+            s.sort_by(f64::total_cmp);
+            Measured {
+                name: contender.name.to_string(),
+                side: contender.side,
+                ns: median(&s),
+                range: (s[0], s[s.len() - 1]),
+            }
+        })
+        .collect()
+}
+
+/// Finds how many operations fill `slice` (warming the contender up on the way).
+fn calibrate(runner: &mut dyn Batch, slice: Duration) -> u64 {
+    let mut iters = 1u64;
+    loop {
+        let elapsed = runner.run(iters);
+        if elapsed >= slice / 4 || iters >= 1 << 40 {
+            let per_op = elapsed.as_secs_f64() / iters as f64;
+            return ((slice.as_secs_f64() / per_op.max(1e-12)) as u64).max(1);
+        }
+        iters *= 2;
+    }
+}
+
+/// The median of sorted, non-empty `s`.
+fn median(s: &[f64]) -> f64 {
+    let mid = s.len() / 2;
+    if s.len() % 2 == 1 {
+        s[mid]
+    } else {
+        (s[mid - 1] + s[mid]) / 2.0
+    }
+}
