@@ -16,6 +16,7 @@ use crate::atomic_waker::AtomicWaker;
 use crate::header::{Header, Push, Unlink};
 use crate::node::{Kind, Node};
 use crate::sync::{Arc, ord};
+use crate::word::Snapshot;
 use crate::{Error, Future};
 
 /// An async task's node. The list's reference is an `Arc` leaked into the node pointer.
@@ -35,10 +36,16 @@ unsafe impl Sync for AsyncWaiter {}
 ///
 /// # Safety
 /// `node` heads an `AsyncWaiter` whose list reference the caller owns.
-unsafe fn fire_async(node: NonNull<Node>) {
+unsafe fn fire_async(node: NonNull<Node>, _outcome: Snapshot) {
     // SAFETY: the list's reference was made by `Arc::into_raw` in `AsyncWait::link`.
     let waiter = unsafe { Arc::from_raw(node.cast::<AsyncWaiter>().as_ptr()) };
     waiter.waker.wake();
+}
+
+/// The node at the head of a waiter record, keeping the record's provenance.
+fn node_of(waiter: *const AsyncWaiter) -> NonNull<Node> {
+    // SAFETY: `Arc` pointers are never null.
+    unsafe { NonNull::new_unchecked(waiter.cast_mut()) }.cast()
 }
 
 /// The registration state shared by both awaitable types.
@@ -71,9 +78,10 @@ impl AsyncWait {
             waker: AtomicWaker::new(),
         });
         waiter.waker.register(cx.waker());
-        let list_ref = NonNull::from(&waiter.node);
+        // The list's reference: its pointer has the provenance of the whole `Arc` allocation,
+        // which `fire_async` needs to rebuild the `Arc`.
         let leaked = Arc::into_raw(waiter.clone());
-        debug_assert_eq!(leaked.cast::<Node>(), list_ref.as_ptr().cast_const());
+        let list_ref = node_of(leaked);
         // SAFETY: the node lives in an `Arc` whose list reference we just leaked; it is never in
         // another list, and `fire_async` or `unregister` reclaims that reference.
         match unsafe { header.push(list_ref) } {
@@ -97,7 +105,7 @@ impl AsyncWait {
         // Drop a stored waker now rather than whenever the future completes (tokio #7884).
         drop(waiter.waker.take());
         // SAFETY: our node was linked by `link` and is not unlinked yet.
-        if let Unlink::Unlinked { .. } = unsafe { header.unlink(NonNull::from(&waiter.node)) } {
+        if let Unlink::Unlinked { .. } = unsafe { header.unlink(node_of(Arc::as_ptr(&waiter))) } {
             // SAFETY: unlinked, so the list's leaked reference is back with us.
             drop(unsafe { Arc::from_raw(Arc::as_ptr(&waiter)) });
         }

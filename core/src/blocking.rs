@@ -10,6 +10,7 @@ use crate::header::{Header, Push, Unlink};
 use crate::node::{Kind, Node};
 use crate::sync::thread::{self, Thread};
 use crate::sync::{AtomicBool, UnsafeCell, ord, probe};
+use crate::word::Snapshot;
 use crate::{Error, Failure, Future};
 
 impl<T> Future<T> {
@@ -130,7 +131,7 @@ impl<T> Future<T> {
 }
 
 /// `now + timeout`, saturating far in the future for huge timeouts.
-fn deadline_after(timeout: Duration) -> Instant {
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
         .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 100))
@@ -239,8 +240,10 @@ impl ThreadWaiter {
         }
     }
 
+    /// The node pointer, derived from the whole record: the completer goes on to reach the
+    /// record's other fields through it (Stacked Borrows needs the wider provenance).
     fn node(&self) -> NonNull<Node> {
-        NonNull::from(&self.node)
+        NonNull::from(self).cast()
     }
 
     fn is_fired(&self) -> bool {
@@ -264,7 +267,7 @@ impl Drop for ThreadWaiter {
 ///
 /// # Safety
 /// As [`Node`]'s `fire`: `node` is the header of a live `ThreadWaiter` in a detached list.
-unsafe fn fire_thread(node: NonNull<Node>) {
+unsafe fn fire_thread(node: NonNull<Node>, _outcome: Snapshot) {
     let waiter = node.cast::<ThreadWaiter>();
     // SAFETY: the waiter stays alive until we store FIRED (its owner waits for it).
     let waiter = unsafe { waiter.as_ref() };

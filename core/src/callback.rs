@@ -8,6 +8,7 @@ use crate::Future;
 use crate::header::Push;
 use crate::node::{Kind, Node};
 use crate::sync::heap;
+use crate::word::Snapshot;
 
 /// A callback waiting in a future's list. Owned by the list once pushed.
 ///
@@ -38,7 +39,12 @@ where
     if let Push::Final = unsafe { future.header().push(record.cast()) } {
         // Completed meanwhile: the record was not linked, so it is still ours to run.
         // SAFETY: unlinked, and fired exactly once here.
-        unsafe { fire_callback::<T, F>(record.cast()) };
+        unsafe {
+            fire_callback::<T, F>(
+                record.cast(),
+                future.header().load(crate::sync::ord::FAST_PATH_LOAD),
+            )
+        };
     }
 }
 
@@ -46,7 +52,7 @@ where
 ///
 /// # Safety
 /// `node` heads a `CallbackRecord<T, F>` made by [`add`], owned by the caller.
-unsafe fn fire_callback<T, F>(node: NonNull<Node>)
+unsafe fn fire_callback<T, F>(node: NonNull<Node>, _outcome: Snapshot)
 where
     F: FnOnce(&Future<T>),
 {

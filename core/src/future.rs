@@ -6,9 +6,9 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use crate::cell::Cell;
-use crate::header::{Finish, Header};
+use crate::header::Header;
 use crate::sync::ord;
-use crate::{Error, Failure, node, word};
+use crate::{Error, Failure, word};
 
 /// The outcome of a computation that may not have finished yet: Python's
 /// `concurrent.futures.Future`, as a handle one pointer wide.
@@ -61,6 +61,19 @@ impl<T> Future<T> {
         }
     }
 
+    /// Gives up this handle as a raw cell pointer (its consumer share goes with it).
+    pub(crate) fn into_raw_cell(self) -> NonNull<Cell<T>> {
+        core::mem::ManuallyDrop::new(self).cell
+    }
+
+    /// Takes back a handle given up by [`Future::into_raw_cell`].
+    ///
+    /// # Safety
+    /// `cell` carries one consumer share of a live `Cell<T>`, which this handle now owns.
+    pub(crate) unsafe fn from_raw_cell(cell: NonNull<Cell<T>>) -> Self {
+        Self::from_cell(cell)
+    }
+
     pub(crate) fn cell(&self) -> &Cell<T> {
         // SAFETY: this handle's consumer share keeps the cell alive.
         unsafe { self.cell.as_ref() }
@@ -85,14 +98,7 @@ impl<T> Future<T> {
     /// assert!(future.is_cancelled() && future.is_done());
     /// ```
     pub fn cancel(&self) -> bool {
-        match self.header().finish(word::CANCELLED, false) {
-            Finish::Won { head, .. } => {
-                // SAFETY: the CAS detached `head`; we own it.
-                unsafe { node::fire_all(head) };
-                true
-            }
-            Finish::Lost(state) => state.phase() == word::CANCELLED,
-        }
+        self.header().cancel()
     }
 
     fn phase(&self) -> usize {

@@ -16,7 +16,7 @@ use crate::word::{self, CONSUMERS_GONE, LOCK, PRODUCER_GONE, Snapshot};
 /// Invariant: `consumers` counts live `Future` handles (and records holding one); it only
 /// reaches zero together with CONSUMERS_GONE being set.
 #[repr(C)]
-pub(crate) struct Header {
+pub struct Header {
     state: AtomicPtr<Node>,
     consumers: AtomicUsize,
 }
@@ -32,8 +32,13 @@ pub(crate) enum Push {
 /// How a completion attempt ended.
 pub(crate) enum Finish {
     /// The phase is now the requested one. The caller owns `head` (possibly null) and must
-    /// [`node::fire_all`] it; `free` says the caller must free the cell afterwards.
-    Won { head: *mut Node, free: bool },
+    /// [`node::fire_all`] it with `outcome`; `free` says the caller must free the cell
+    /// afterwards.
+    Won {
+        head: *mut Node,
+        outcome: Snapshot,
+        free: bool,
+    },
     /// The phase was already final, or (for cancel) RUNNING.
     Lost(Snapshot),
 }
@@ -42,7 +47,10 @@ pub(crate) enum Finish {
 pub(crate) enum Unlink {
     /// The node is out of the list and back with its owner. `now_final` says the phase became
     /// final while LOCK was held (this caller then detached and woke the rest).
-    Unlinked { now_final: bool },
+    Unlinked {
+        #[cfg_attr(not(feature = "std"), allow(dead_code))]
+        now_final: bool,
+    },
     /// The phase was final: the node is (or was) in a detached list and will be fired.
     AlreadyFinal,
 }
@@ -111,18 +119,19 @@ impl Header {
         }
     }
 
-    /// Moves the phase to `phase` (FINISHED or CANCELLED) and detaches the list, unless the
-    /// phase is already final (or, when cancelling, RUNNING). `producer_done` also sets
-    /// PRODUCER_GONE in the same CAS: the producer's last touch of the cell.
-    pub(crate) fn finish(&self, phase: usize, producer_done: bool) -> Finish {
-        let cancelling = phase == word::CANCELLED;
+    /// Moves the phase to `outcome` (FINISHED, FINISHED | FAILED, or CANCELLED) and detaches
+    /// the list, unless the phase is already final (or, when cancelling, RUNNING).
+    /// `producer_done` also sets PRODUCER_GONE in the same CAS: the producer's last touch of
+    /// the cell.
+    pub(crate) fn finish(&self, outcome: usize, producer_done: bool) -> Finish {
+        let cancelling = outcome == word::CANCELLED;
         let gone = if producer_done { PRODUCER_GONE } else { 0 };
         let mut current = self.load(ord::RETRY);
         loop {
             if current.is_final() || (cancelling && current.phase() == word::RUNNING) {
                 return Finish::Lost(current);
             }
-            let tags = (current.tags() & !word::PHASE) | phase | gone;
+            let tags = (current.tags() & !word::PHASE) | outcome | gone;
             let free = producer_done && current.has(CONSUMERS_GONE);
             let attempt = if current.is_locked() && !cfg!(concur_bug = "rule4-finish-under-lock") {
                 // Rule 4: leave the list to the LOCK holder, who detaches it when it unlocks.
@@ -145,9 +154,29 @@ impl Header {
                     .map(|()| current.head())
             };
             match attempt {
-                Ok(head) => return Finish::Won { head, free },
+                Ok(head) => {
+                    let outcome = Snapshot::from_tags(tags);
+                    return Finish::Won {
+                        head,
+                        outcome,
+                        free,
+                    };
+                }
                 Err(actual) => current = actual,
             }
+        }
+    }
+
+    /// Cancels a PENDING future and wakes its waiters; true if it is (now or already)
+    /// cancelled. The caller holds a consumer handle.
+    pub(crate) fn cancel(&self) -> bool {
+        match self.finish(word::CANCELLED, false) {
+            Finish::Won { head, outcome, .. } => {
+                // SAFETY: the CAS detached `head`; we own it.
+                unsafe { node::fire_all(head, outcome) };
+                true
+            }
+            Finish::Lost(state) => state.phase() == word::CANCELLED,
         }
     }
 
@@ -236,7 +265,7 @@ impl Header {
                 match self.cas(current, Snapshot::from_tags(tags), ord::DELEGATING_UNLOCK) {
                     Ok(()) => {
                         // SAFETY: the CAS detached the list; we own it.
-                        unsafe { node::fire_all(new_head) };
+                        unsafe { node::fire_all(new_head, current) };
                         return true;
                     }
                     Err(actual) => current = actual,

@@ -55,12 +55,17 @@
 //! - `std` (default): blocking waits, catching panics in tasks and callbacks, [`Executor::map`].
 //!   Without it the crate is `no_std` + `alloc`: everything but blocking waits works.
 #![no_std]
+// Without `std` the blocking waits are gone, and with them the only users of a few protocol
+// pieces (FIRED, the loom probe); they stay compiled so both builds share one protocol.
+#![cfg_attr(not(feature = "std"), allow(unused_imports, dead_code))]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "std")]
+mod as_completed;
 mod atomic_waker;
 mod awaiting;
 mod backoff;
@@ -78,8 +83,15 @@ mod map;
 mod node;
 mod promise;
 mod sync;
+#[cfg(feature = "std")]
+mod wait;
+#[cfg(feature = "std")]
+mod wait_set;
+mod waitable;
 mod word;
 
+#[cfg(feature = "std")]
+pub use as_completed::{AsCompleted, TimeoutError, as_completed};
 pub use awaiting::{IntoResultFuture, ResultFuture};
 pub use callback::CallbackPanic;
 #[cfg(feature = "std")]
@@ -91,6 +103,9 @@ pub use future::Future;
 #[cfg(feature = "std")]
 pub use map::{Map, MapOptions};
 pub use promise::{Promise, promise};
+#[cfg(feature = "std")]
+pub use wait::{ReturnWhen, Waited, wait};
+pub use waitable::{AnyFuture, Waitable};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]

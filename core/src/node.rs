@@ -15,6 +15,7 @@ use core::marker::PhantomPinned;
 use core::ptr::NonNull;
 
 use crate::sync::UnsafeCell;
+use crate::word::Snapshot;
 
 /// What the completer does with a node it detached.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -27,25 +28,26 @@ pub(crate) enum Kind {
 
 /// The intrusive header shared by every waiter record.
 ///
-/// Invariant: aligned to 32 bytes so the state word's five tag bits are free.
-#[repr(C, align(32))]
+/// Invariant: aligned to 64 bytes so the state word's six tag bits are free.
+#[repr(C, align(64))]
 pub(crate) struct Node {
     /// The next (older) node of the stack. Written by the pusher before it publishes the node,
     /// then only by a LOCK holder unlinking a neighbour, or by the owner of the detached list.
     next: UnsafeCell<*mut Node>,
-    /// Consumes the node on behalf of the list's owner.
+    /// Consumes the node on behalf of the list's owner; the second argument is the final word
+    /// (phase and FAILED) that completed the future.
     ///
     /// # Safety
     /// Called at most once, by the owner of a detached list, after it read `next`; the caller
     /// never touches the node afterwards.
-    fire: unsafe fn(NonNull<Node>),
+    fire: unsafe fn(NonNull<Node>, Snapshot),
     kind: Kind,
     /// A linked node's address is in other nodes and in the state word.
     _pinned: PhantomPinned,
 }
 
 impl Node {
-    pub(crate) fn new(kind: Kind, fire: unsafe fn(NonNull<Node>)) -> Self {
+    pub(crate) fn new(kind: Kind, fire: unsafe fn(NonNull<Node>, Snapshot)) -> Self {
         Self {
             next: UnsafeCell::new(core::ptr::null_mut()),
             fire,
@@ -80,8 +82,9 @@ impl Node {
 ///
 /// # Safety
 /// The caller detached `head` from a state word in the CAS that made its phase final (or that
-/// released LOCK on a final phase), so it owns every node of the list.
-pub(crate) unsafe fn fire_all(head: *mut Node) {
+/// released LOCK on a final phase), so it owns every node of the list; `outcome` is that final
+/// word.
+pub(crate) unsafe fn fire_all(head: *mut Node, outcome: Snapshot) {
     let mut callbacks: *mut Node = core::ptr::null_mut();
     let mut cursor = head;
     while let Some(node) = NonNull::new(cursor) {
@@ -96,7 +99,7 @@ pub(crate) unsafe fn fire_all(head: *mut Node) {
             callbacks = node.as_ptr();
         } else {
             // SAFETY: each node is fired once, by us, and not touched afterwards.
-            unsafe { (node_ref.fire)(node) };
+            unsafe { (node_ref.fire)(node, outcome) };
         }
     }
     while let Some(node) = NonNull::new(callbacks) {
@@ -105,6 +108,6 @@ pub(crate) unsafe fn fire_all(head: *mut Node) {
         // SAFETY: the relinked callback list is ours alone.
         callbacks = unsafe { node_ref.next() };
         // SAFETY: fired once, after reading `next`, and not touched afterwards.
-        unsafe { (node_ref.fire)(node) };
+        unsafe { (node_ref.fire)(node, outcome) };
     }
 }

@@ -161,13 +161,19 @@ impl<T> Promise<T> {
 unsafe fn complete<T>(cell: NonNull<Cell<T>>, outcome: Outcome<T>) -> Result<(), Outcome<T>> {
     // SAFETY: the producer's share keeps the cell alive until the CAS below releases it.
     let cell_ref = unsafe { cell.as_ref() };
+    let is_failure = outcome.is_err();
     // SAFETY: we are the producer and the phase is not final for us yet (or we take it back).
     unsafe { cell_ref.write_slot(outcome) };
-    match cell_ref.header.finish(word::FINISHED, true) {
-        Finish::Won { head, free } => {
+    let failed = if is_failure { word::FAILED } else { 0 };
+    match cell_ref.header.finish(word::FINISHED | failed, true) {
+        Finish::Won {
+            head,
+            outcome,
+            free,
+        } => {
             // SAFETY: the CAS detached `head`; we own it. The cell is not touched again except
             // to free it when every consumer is gone (then the list is empty).
-            unsafe { node::fire_all(head) };
+            unsafe { node::fire_all(head, outcome) };
             if free {
                 // SAFETY: both ownership flags are set and the CAS (AcqRel) saw CONSUMERS_GONE.
                 unsafe { Cell::free(cell) };

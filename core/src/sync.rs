@@ -89,6 +89,7 @@ pub(crate) mod thread {
 /// the window between a completer's FIRED store and its unpark. The completer calls
 /// [`probe::bump`] inside that window and the waiter calls [`probe::touch`] before every FIRED
 /// check; both are loom atomics, so loom schedules around them. In normal builds they vanish.
+#[cfg_attr(not(feature = "std"), allow(dead_code))]
 pub(crate) mod probe {
     #[cfg(concur_loom)]
     loom::lazy_static! {
@@ -153,6 +154,36 @@ pub(crate) mod heap {
         // SAFETY: allocated by `loom::alloc::alloc` with this layout; the value was moved out.
         unsafe { loom::alloc::dealloc(ptr.as_ptr().cast(), loom::alloc::Layout::new::<T>()) };
         value
+    }
+
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    /// Allocates `layout` (non-zero size); aborts through `handle_alloc_error` on failure.
+    pub(crate) fn alloc_raw(layout: core::alloc::Layout) -> NonNull<u8> {
+        #[cfg(not(concur_loom))]
+        // SAFETY: every caller passes a layout of non-zero size.
+        let raw = unsafe { alloc::alloc::alloc(layout) };
+        #[cfg(concur_loom)]
+        // SAFETY: as above.
+        let raw = unsafe { loom::alloc::alloc(layout) };
+        NonNull::new(raw).unwrap_or_else(|| alloc::alloc::handle_alloc_error(layout))
+    }
+
+    #[cfg_attr(not(feature = "std"), allow(dead_code))]
+    /// Frees memory from [`alloc_raw`].
+    ///
+    /// # Safety
+    /// `ptr` came from `alloc_raw(layout)` and nothing uses it afterwards.
+    pub(crate) unsafe fn free_raw(ptr: NonNull<u8>, layout: core::alloc::Layout) {
+        #[cfg(not(concur_loom))]
+        // SAFETY: per the contract.
+        unsafe {
+            alloc::alloc::dealloc(ptr.as_ptr(), layout)
+        };
+        #[cfg(concur_loom)]
+        // SAFETY: per the contract.
+        unsafe {
+            loom::alloc::dealloc(ptr.as_ptr(), layout)
+        };
     }
 
     /// Moves `value` to the heap, tracked by loom's leak checker.

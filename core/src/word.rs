@@ -2,7 +2,8 @@
 //! waiter stack.
 //!
 //! ```text
-//!  bits 63..5   head of the waiter stack (nodes are 32-byte aligned), null when empty
+//!  bits 63..6   head of the waiter stack (nodes are 64-byte aligned), null when empty
+//!  bit  5       FAILED          with FINISHED: the outcome is a failure
 //!  bit  4       CONSUMERS_GONE  every `Future` handle has been dropped
 //!  bit  3       PRODUCER_GONE   the `Promise` has been consumed or dropped
 //!  bit  2       LOCK            a waiter is unlinking its node; the list is frozen
@@ -44,8 +45,11 @@ pub(crate) const LOCK: usize = 0b100;
 pub(crate) const PRODUCER_GONE: usize = 0b1000;
 /// No consumer handle is left.
 pub(crate) const CONSUMERS_GONE: usize = 0b1_0000;
+/// With FINISHED, set in the same CAS: the slot holds a failure. Lets a wait set's
+/// FIRST_EXCEPTION test an outcome without the slot's type (and after the cell may be gone).
+pub(crate) const FAILED: usize = 0b10_0000;
 /// All tag bits; nodes are aligned to `TAG_MASK + 1`.
-pub(crate) const TAG_MASK: usize = 0b1_1111;
+pub(crate) const TAG_MASK: usize = 0b11_1111;
 
 /// A copy of the state word, decoded.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -66,6 +70,12 @@ impl Snapshot {
     #[inline(always)]
     pub(crate) fn phase(self) -> usize {
         self.0.addr() & PHASE
+    }
+
+    /// FINISHED with a failure.
+    #[inline(always)]
+    pub(crate) fn is_failed(self) -> bool {
+        self.0.addr() & FAILED != 0
     }
 
     /// FINISHED or CANCELLED.
