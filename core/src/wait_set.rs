@@ -198,6 +198,7 @@ impl WaitSet {
     }
 
     /// Registers an async task to wake on the next event.
+    #[cfg(feature = "stream")]
     pub(crate) fn register_waker(&self, waker: &core::task::Waker) {
         self.shared().notifier.register(waker);
     }

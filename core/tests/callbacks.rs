@@ -6,6 +6,8 @@ use std::thread;
 
 use concur_core::{CallbackPanic, promise};
 
+mod common;
+
 #[test]
 fn callbacks_run_once_in_the_order_added() {
     let (promise, future) = promise::<u32>();
@@ -89,7 +91,7 @@ fn a_panicking_callback_is_reported_and_the_next_still_runs() {
 
 #[test]
 fn callbacks_added_while_completing_run_exactly_once() {
-    for _ in 0..200 {
+    for _ in 0..common::scaled(200, 5) {
         let (promise, future) = promise::<u32>();
         let runs = Arc::new(AtomicUsize::new(0));
         let adders: Vec<_> = (0..2)

@@ -168,7 +168,7 @@ fn into_result_moves_the_value_out_of_the_last_handle() {
 
 #[test]
 fn into_result_on_every_clone_gives_the_value_exactly_once() {
-    for _ in 0..200 {
+    for _ in 0..common::scaled(200, 10) {
         let (promise, future) = promise::<Box<u32>>();
         let handles: Vec<_> = (0..3).map(|_| future.clone()).collect();
         let winners = Arc::new(AtomicUsize::new(0));
@@ -236,7 +236,7 @@ fn debug_shows_the_state() {
 
 #[test]
 fn many_readers_and_one_setter_agree() {
-    for round in 0..100u64 {
+    for round in 0..common::scaled(100, 5) as u64 {
         let (promise, future) = promise::<u64>();
         let arrived = Arc::new(AtomicUsize::new(0));
         let readers: Vec<_> = (0..3)

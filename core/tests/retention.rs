@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use concur_core::promise;
 
+mod common;
+
 #[test]
 fn a_thousand_timed_out_waits_retain_nothing() {
     let (promise, future) = promise::<u32>();
-    for _ in 0..1_000 {
+    for _ in 0..common::scaled(1_000, 30) {
         assert!(future.result_timeout(Duration::from_micros(10)).is_err());
         assert!(!future.has_waiters());
     }
@@ -26,7 +28,7 @@ fn concurrent_timed_out_waits_retain_nothing() {
         .map(|_| {
             let future = future.clone();
             thread::spawn(move || {
-                for _ in 0..250 {
+                for _ in 0..common::scaled(250, 5) {
                     assert!(future.result_timeout(Duration::from_micros(50)).is_err());
                 }
             })
@@ -43,7 +45,7 @@ fn concurrent_timed_out_waits_retain_nothing() {
 fn timeouts_racing_completion_always_resolve() {
     // A `result_timeout` storm against completions: every wait returns the value or a timeout,
     // never hangs, and the value is seen by every wait that returns Ok.
-    for round in 0..300u32 {
+    for round in 0..common::scaled(300, 10) as u32 {
         let (promise, future) = promise::<u32>();
         let arrived = Arc::new(AtomicUsize::new(0));
         let waiters: Vec<_> = (0..3)

@@ -16,15 +16,16 @@ fn pending(n: usize) -> (Vec<Promise<u32>>, Vec<Future<u32>>) {
 
 #[test]
 fn first_completed_over_ten_thousand_returns_exactly_the_one_completed() {
-    let (mut promises, futures) = pending(10_000);
-    let chosen = promises.swap_remove(4_321);
-    let target = futures[4_321].clone();
+    let n = common::scaled(10_000, 100);
+    let (mut promises, futures) = pending(n);
+    let chosen = promises.swap_remove(n / 3);
+    let target = futures[n / 3].clone();
     let setter = thread::spawn(move || chosen.set_result(7).unwrap());
     let waited = wait(&futures, None, ReturnWhen::FirstCompleted);
     setter.join().unwrap();
     assert_eq!(waited.done().len(), 1);
     assert_eq!(*waited.done()[0], target);
-    assert_eq!(waited.not_done().len(), 9_999);
+    assert_eq!(waited.not_done().len(), n - 1);
     assert!(futures.iter().all(|f| !f.has_waiters()));
 }
 
@@ -168,13 +169,13 @@ fn mixed_output_types_in_one_call() {
 #[test]
 fn a_long_lived_future_used_in_ten_thousand_calls_retains_nothing() {
     let (promise, long_lived) = promise::<u32>();
-    for _ in 0..10_000 {
+    for _ in 0..common::scaled(10_000, 50) {
         let (p, f) = concur_core::promise::<u32>();
         p.set_result(0).unwrap();
         let waited = wait([&long_lived, &f], None, ReturnWhen::FirstCompleted);
         assert_eq!(waited.done().len(), 1);
     }
-    for _ in 0..100 {
+    for _ in 0..common::scaled(100, 5) {
         wait(
             [&long_lived],
             Some(Duration::from_micros(10)),
@@ -187,7 +188,7 @@ fn a_long_lived_future_used_in_ten_thousand_calls_retains_nothing() {
 
 #[test]
 fn completions_racing_registration_are_never_missed() {
-    for _ in 0..200 {
+    for _ in 0..common::scaled(200, 10) {
         let (promises, futures) = pending(8);
         let setter = thread::spawn(move || {
             for p in promises {

@@ -35,3 +35,8 @@ pub fn await_count(flag: &AtomicUsize, at_least: usize) {
         std::thread::yield_now();
     }
 }
+
+/// `native` iterations natively, `under_miri` under Miri (which runs ~1000x slower).
+pub const fn scaled(native: usize, under_miri: usize) -> usize {
+    if cfg!(miri) { under_miri } else { native }
+}
