@@ -24,8 +24,8 @@ impl Engines {
                 // The lock guard is dropped before the job runs, so engines work in parallel.
                 let next_job = move || rx.lock().unwrap().recv().ok();
                 thread::spawn(move || {
-                    while let Some(job) = next_job() {
-                        job()
+                    while let Some(task) = next_job() {
+                        task.run()
                     }
                 })
             })

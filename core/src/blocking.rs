@@ -18,7 +18,9 @@ impl<T> Future<T> {
     /// none.
     ///
     /// # Errors
-    /// [`Error::Cancelled`] if the future was cancelled, [`Error::Failed`] if the task failed.
+    /// [`Error::Cancelled`] if the future was cancelled, [`Error::Failed`] if the task failed,
+    /// [`Error::Deadlock`] if this thread's [`BlockingHook`](crate::BlockingHook) reports that
+    /// the wait could never end.
     ///
     /// # Examples
     ///
@@ -28,8 +30,7 @@ impl<T> Future<T> {
     /// assert_eq!(future.result().unwrap().len(), 3);
     /// ```
     pub fn result(&self) -> Result<&T, Error> {
-        self.wait();
-        self.outcome_now()
+        self.outcome_after(wait(self.raw_header(), None))
     }
 
     /// Waits at most `timeout` for the outcome (Python's `result(timeout)`).
@@ -48,11 +49,7 @@ impl<T> Future<T> {
     /// # Errors
     /// As [`result_timeout`](Future::result_timeout).
     pub fn result_deadline(&self, deadline: Instant) -> Result<&T, Error> {
-        if self.wait_deadline(deadline) {
-            self.outcome_now()
-        } else {
-            Err(Error::TimedOut)
-        }
+        self.outcome_after(wait(self.raw_header(), Some(deadline)))
     }
 
     /// Waits for the outcome and returns the task's failure, if any (Python's `exception()`).
@@ -105,13 +102,16 @@ impl<T> Future<T> {
     /// assert_eq!(value, "owned");
     /// ```
     pub fn into_result(self) -> Result<T, Error> {
-        self.wait();
-        self.take_outcome()
+        match wait(self.raw_header(), None) {
+            WaitEnd::Deadlock => Err(Error::Deadlock),
+            _ => self.take_outcome(),
+        }
     }
 
-    /// Blocks until the future is done.
-    pub fn wait(&self) {
-        wait(self.header(), None);
+    /// Blocks until the future is done. Returns false only if this thread's
+    /// [`BlockingHook`](crate::BlockingHook) reported that the wait would deadlock.
+    pub fn wait(&self) -> bool {
+        wait(self.raw_header(), None) == WaitEnd::Done
     }
 
     /// Blocks at most `timeout`; returns whether the future is done.
@@ -121,12 +121,15 @@ impl<T> Future<T> {
 
     /// Blocks until `deadline` at most; returns whether the future is done.
     pub fn wait_deadline(&self, deadline: Instant) -> bool {
-        wait(self.header(), Some(deadline))
+        wait(self.raw_header(), Some(deadline)) == WaitEnd::Done
     }
 
-    /// The outcome of a future known to be done.
-    fn outcome_now(&self) -> Result<&T, Error> {
-        self.try_result().unwrap_or(Err(Error::TimedOut))
+    /// The outcome after a wait ended as `end`.
+    fn outcome_after(&self, end: WaitEnd) -> Result<&T, Error> {
+        match end {
+            WaitEnd::Deadlock => Err(Error::Deadlock),
+            _ => self.try_result().unwrap_or(Err(Error::TimedOut)),
+        }
     }
 }
 
@@ -137,11 +140,42 @@ pub(crate) fn deadline_after(timeout: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(60 * 60 * 24 * 365 * 100))
 }
 
-/// Blocks until the phase is final or `deadline` passes; returns whether it is final.
-pub(crate) fn wait(header: &Header, deadline: Option<Instant>) -> bool {
-    if header.load(ord::FAST_PATH_LOAD).is_final() || spin_until_final(header) {
-        return true;
+/// How a blocking wait ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum WaitEnd {
+    Done,
+    TimedOut,
+    /// The thread's blocking hook said this wait would never end.
+    Deadlock,
+}
+
+/// Blocks until the phase is final or `deadline` passes.
+///
+/// `header` is a handle's raw header pointer (with the whole cell's provenance), kept alive by
+/// that handle for the whole call.
+pub(crate) fn wait(header: NonNull<Header>, deadline: Option<Instant>) -> WaitEnd {
+    // SAFETY: the caller's handle keeps the cell alive.
+    let header_ref = unsafe { header.as_ref() };
+    if header_ref.load(ord::FAST_PATH_LOAD).is_final() || spin_until_final(header_ref) {
+        return WaitEnd::Done;
     }
+    let Ok(_after_block) = crate::hook::before_block(header) else {
+        let done = header_ref.load(ord::FAST_PATH_LOAD).is_final();
+        return if done {
+            WaitEnd::Done
+        } else {
+            WaitEnd::Deadlock
+        };
+    };
+    if park_until_final(header_ref, deadline) {
+        WaitEnd::Done
+    } else {
+        WaitEnd::TimedOut
+    }
+}
+
+/// The parking part of [`wait`]: a node on this stack, linked until fired or unlinked.
+fn park_until_final(header: &Header, deadline: Option<Instant>) -> bool {
     let waiter = pin!(ThreadWaiter::new(thread::current()));
     let node = waiter.node();
     // SAFETY: the waiter is pinned on this stack frame, and every exit below either sees it

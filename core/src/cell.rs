@@ -4,10 +4,9 @@
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
-use crate::Failure;
-use crate::header::Header;
+use crate::header::{CellOps, Finish, Header};
 use crate::sync::{UnsafeCell, heap};
-use crate::word;
+use crate::{Failure, node, word};
 
 /// What a finished future holds.
 pub(crate) type Outcome<T> = Result<T, Failure>;
@@ -22,13 +21,56 @@ pub(crate) struct Cell<T> {
     slot: UnsafeCell<MaybeUninit<Outcome<T>>>,
 }
 
+/// The ops of a plain `Cell<T>` allocation.
+struct PlainOps<T>(core::marker::PhantomData<T>);
+
+impl<T> PlainOps<T> {
+    const OPS: CellOps = CellOps {
+        free: free_plain::<T>,
+        task: None,
+    };
+}
+
+/// # Safety
+/// As [`Cell::free`]; `header` heads a plain `Cell<T>` allocation.
+unsafe fn free_plain<T>(header: NonNull<Header>, outcome_taken: bool) {
+    let cell = header.cast::<Cell<T>>();
+    // SAFETY: exclusive access per the contract.
+    unsafe { cell.as_ref().drop_outcome(outcome_taken) };
+    // SAFETY: allocated by `heap::alloc` in `Cell::alloc`, unused from here on.
+    unsafe { heap::free(cell) };
+}
+
 impl<T> Cell<T> {
     /// A fresh PENDING cell with one consumer and the producer.
     pub(crate) fn alloc() -> NonNull<Self> {
-        heap::alloc(Cell {
-            header: Header::new(),
+        heap::alloc(Cell::with_ops(&PlainOps::<T>::OPS))
+    }
+
+    /// A PENDING cell value whose allocation is freed by `ops` (for cells embedded in a bigger
+    /// allocation).
+    pub(crate) fn with_ops(ops: &'static CellOps) -> Self {
+        Cell {
+            header: Header::new(ops),
             slot: UnsafeCell::new(MaybeUninit::uninit()),
-        })
+        }
+    }
+
+    /// Drops the outcome if the phase is FINISHED and it was not moved out.
+    ///
+    /// # Safety
+    /// The caller has exclusive access to the cell (it is about to free it).
+    pub(crate) unsafe fn drop_outcome(&self, outcome_taken: bool) {
+        // ORDERING: Relaxed: the caller already synchronised with every party.
+        let finished = self
+            .header
+            .load(core::sync::atomic::Ordering::Relaxed)
+            .phase()
+            == word::FINISHED;
+        if finished && !outcome_taken {
+            // SAFETY: FINISHED means the slot is initialised; we are its last owner.
+            drop(unsafe { self.take_slot() });
+        }
     }
 
     /// Stores the outcome before it is published.
@@ -67,20 +109,8 @@ impl<T> Cell<T> {
     /// Both ownership flags are set (or the caller is the last consumer with the producer gone),
     /// the caller has synchronised with every other party, and nobody uses `cell` afterwards.
     pub(crate) unsafe fn free(cell: NonNull<Self>) {
-        // SAFETY: exclusive access per the contract.
-        let this = unsafe { cell.as_ref() };
-        // ORDERING: Relaxed: the caller already synchronised with every party (see contract).
-        if this
-            .header
-            .load(core::sync::atomic::Ordering::Relaxed)
-            .phase()
-            == word::FINISHED
-        {
-            // SAFETY: FINISHED means the slot is initialised; we are its last owner.
-            drop(unsafe { this.take_slot() });
-        }
-        // SAFETY: the cell came from `heap::alloc` and is not used again.
-        unsafe { heap::free(cell) };
+        // SAFETY: per the contract; the ops match the allocation (set at creation).
+        unsafe { (cell.as_ref().header.ops().free)(cell.cast(), false) };
     }
 
     /// Frees the cell whose outcome was already moved out.
@@ -88,7 +118,57 @@ impl<T> Cell<T> {
     /// # Safety
     /// As [`Cell::free`], and the slot holds no value any more.
     pub(crate) unsafe fn free_emptied(cell: NonNull<Self>) {
-        // SAFETY: per the contract; `MaybeUninit` drops nothing.
-        unsafe { heap::free(cell) };
+        // SAFETY: per the contract.
+        unsafe { (cell.as_ref().header.ops().free)(cell.cast(), true) };
+    }
+
+    /// The producer's completion: publish `outcome`, wake everyone, and, if `producer_done`,
+    /// release the producer's share in the same CAS. Hands the outcome back if the future was
+    /// cancelled first.
+    ///
+    /// # Safety
+    /// Called once per cell by whoever holds the right to complete it (its producer, or the
+    /// winner of a claim), which does not touch the cell afterwards if `producer_done`.
+    pub(crate) unsafe fn complete(
+        cell: NonNull<Self>,
+        outcome: Outcome<T>,
+        producer_done: bool,
+    ) -> Result<(), Outcome<T>> {
+        // SAFETY: the producer's share (or the claimer's handle) keeps the cell alive.
+        let cell_ref = unsafe { cell.as_ref() };
+        let failed = if outcome.is_err() { word::FAILED } else { 0 };
+        // SAFETY: we hold the right to complete, and the phase is not final for us yet (or we
+        // take the outcome back below).
+        unsafe { cell_ref.write_slot(outcome) };
+        match cell_ref
+            .header
+            .finish(word::FINISHED | failed, producer_done)
+        {
+            Finish::Won {
+                head,
+                outcome,
+                free,
+            } => {
+                // SAFETY: the CAS detached `head`; we own it. The cell is not touched again
+                // except to free it when every consumer is gone (then the list is empty).
+                unsafe { node::fire_all(head, outcome) };
+                if free {
+                    // SAFETY: both ownership flags are set and the CAS (AcqRel) saw
+                    // CONSUMERS_GONE.
+                    unsafe { Cell::free(cell) };
+                }
+                Ok(())
+            }
+            Finish::Lost(_) => {
+                // Cancelled first: the slot is still ours alone, take the outcome back.
+                // SAFETY: the phase is CANCELLED, so no reader looks at the slot.
+                let outcome = unsafe { cell_ref.take_slot() };
+                if producer_done && cell_ref.header.release_producer() {
+                    // SAFETY: both flags are set; the phase is CANCELLED so no slot is dropped.
+                    unsafe { Cell::free(cell) };
+                }
+                Err(outcome)
+            }
+        }
     }
 }

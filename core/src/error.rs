@@ -27,6 +27,9 @@ pub enum Error {
     TimedOut,
     /// The task failed: it panicked, reported an error, or was abandoned.
     Failed(Failure),
+    /// Waiting would never end: this thread's executor found a wait-for cycle between its
+    /// running tasks (see [`BlockingHook`](crate::BlockingHook)).
+    Deadlock,
     /// `into_result` was called on a handle that was not the last one, so the value could not
     /// be moved out; read it by reference with `result` instead.
     Shared,
@@ -58,6 +61,9 @@ impl fmt::Display for Error {
             Error::Cancelled => f.write_str("the future was cancelled"),
             Error::TimedOut => f.write_str("timed out waiting for the future"),
             Error::Failed(failure) => fmt::Display::fmt(failure, f),
+            Error::Deadlock => f.write_str(
+                "waiting would deadlock: the task waits on itself through running tasks",
+            ),
             Error::Shared => {
                 f.write_str("other handles to the future are alive; the value cannot be moved out")
             }

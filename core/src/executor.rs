@@ -1,22 +1,18 @@
 //! The [`Executor`] trait: what another runtime implements to hand out concur futures
 //! (IPEP 19's `view.executor`).
 
-use alloc::boxed::Box;
 use core::fmt;
 
-use crate::{Failure, Future, promise};
-
-/// A unit of work for an [`Executor`]: run it once, on any thread.
-pub type Task = Box<dyn FnOnce() + Send + 'static>;
+use crate::{Failure, Future, Task};
 
 /// Something that runs tasks: a thread pool, a process pool, another runtime's scheduler.
 ///
 /// Implement the one method [`execute`](Executor::execute) and get [`submit`](Executor::submit)
 /// and (with `std`) [`map`](Executor::map) with Python's semantics; the futures it hands out
-/// work with [`wait`](crate) and `as_completed` like any other. The task passed to `execute`
-/// already claims its future (`set_running_or_notify_cancel`), catches a panic (with `std`) and
-/// completes the future; if the executor drops a task without running it, its future resolves
-/// as abandoned, so nothing ever hangs.
+/// work with `wait` and `as_completed` like any other. A [`Task`] is one allocation holding
+/// the work and its future's cell; [`Task::run`] claims the future (skipping cancelled work),
+/// catches a panic (with `std`) and completes it; if the executor drops a task without running
+/// it, its future resolves as abandoned, so nothing ever hangs.
 ///
 /// # Examples
 ///
@@ -29,7 +25,7 @@ pub type Task = Box<dyn FnOnce() + Send + 'static>;
 ///
 /// impl Executor for ThreadPerTask {
 ///     fn execute(&self, task: Task) -> Result<(), SubmitError> {
-///         std::thread::spawn(task);
+///         std::thread::spawn(move || task.run());
 ///         Ok(())
 ///     }
 /// }
@@ -58,8 +54,8 @@ pub trait Executor {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (promise, future) = promise();
-        self.execute(Box::new(move || promise.run(work)))?;
+        let (task, future) = Task::new(work);
+        self.execute(task)?;
         Ok(future)
     }
 

@@ -83,6 +83,11 @@ impl<T> Future<T> {
         &self.cell().header
     }
 
+    /// The header pointer with the whole cell's provenance (task cells reach past the header).
+    pub(crate) fn raw_header(&self) -> NonNull<Header> {
+        self.cell.cast()
+    }
+
     /// Attempts to cancel the computation (Python's `cancel()`).
     ///
     /// Returns true if the future was pending and is now cancelled, or was already cancelled;

@@ -19,6 +19,30 @@ use crate::word::{self, CONSUMERS_GONE, LOCK, PRODUCER_GONE, Snapshot};
 pub struct Header {
     state: AtomicPtr<Node>,
     consumers: AtomicUsize,
+    /// How to free this cell and, for task cells, how to run it; fixed at creation.
+    ops: &'static CellOps,
+}
+
+/// The typed operations of a cell, reached through its header.
+pub(crate) struct CellOps {
+    /// Frees the cell; drops the outcome unless `outcome_taken`.
+    ///
+    /// # Safety
+    /// As [`crate::cell::Cell::free`].
+    pub(crate) free: unsafe fn(NonNull<Header>, outcome_taken: bool),
+    /// Present for task cells (see [`crate::task`]).
+    pub(crate) task: Option<crate::task::TaskOps>,
+}
+
+/// How a claim on a task cell ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Claim {
+    /// PENDING → RUNNING by this caller: it must run the work.
+    Won,
+    /// The future was cancelled; the work was never taken.
+    Cancelled,
+    /// Someone else claimed it (or it was completed).
+    Taken,
 }
 
 /// How a push ended.
@@ -57,11 +81,16 @@ pub(crate) enum Unlink {
 
 impl Header {
     /// A header for a fresh cell: PENDING, empty list, one consumer.
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(ops: &'static CellOps) -> Self {
         Self {
             state: AtomicPtr::new(Snapshot::from_tags(word::PENDING).0),
             consumers: AtomicUsize::new(1),
+            ops,
         }
+    }
+
+    pub(crate) fn ops(&self) -> &'static CellOps {
+        self.ops
     }
 
     #[inline(always)]
@@ -196,6 +225,29 @@ impl Header {
                 Ordering::Relaxed,
             ) {
                 Ok(()) => return true,
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Moves PENDING to RUNNING, and says whether this caller did it.
+    pub(crate) fn claim(&self) -> Claim {
+        let mut current = self.load(ord::RETRY);
+        loop {
+            match current.phase() {
+                word::PENDING => {}
+                word::CANCELLED => return Claim::Cancelled,
+                _ => return Claim::Taken,
+            }
+            // ORDERING: Acquire: the winner goes on to take the work out of the cell, which its
+            // creator wrote before sharing the cell (already ordered by that sharing; Acquire
+            // costs nothing and keeps the claim a proper acquisition).
+            match self.cas(
+                current,
+                current.with_phase(word::RUNNING),
+                Ordering::Acquire,
+            ) {
+                Ok(()) => return Claim::Won,
                 Err(actual) => current = actual,
             }
         }

@@ -79,10 +79,13 @@ mod failure;
 mod future;
 mod header;
 #[cfg(feature = "std")]
+mod hook;
+#[cfg(feature = "std")]
 mod map;
 mod node;
 mod promise;
 mod sync;
+mod task;
 #[cfg(feature = "std")]
 mod wait;
 #[cfg(feature = "std")]
@@ -97,12 +100,15 @@ pub use callback::CallbackPanic;
 #[cfg(feature = "std")]
 pub use callback::set_callback_panic_hook;
 pub use error::{Error, SetError};
-pub use executor::{Executor, SubmitError, Task};
+pub use executor::{Executor, SubmitError};
 pub use failure::Failure;
 pub use future::Future;
 #[cfg(feature = "std")]
+pub use hook::{Blocking, BlockingHook, Verdict, with_blocking_hook};
+#[cfg(feature = "std")]
 pub use map::{Map, MapOptions};
 pub use promise::{Promise, promise};
+pub use task::Task;
 #[cfg(feature = "std")]
 pub use wait::{ReturnWhen, Waited, wait};
 pub use waitable::{AnyFuture, Waitable};

@@ -5,9 +5,8 @@ use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
-use crate::cell::{Cell, Outcome};
-use crate::header::Finish;
-use crate::{Failure, Future, SetError, node, word};
+use crate::cell::Cell;
+use crate::{Failure, Future, SetError, word};
 
 /// Creates a pending future and the promise that completes it.
 ///
@@ -124,7 +123,7 @@ impl<T> Promise<T> {
     ) -> Result<(), SetError<Result<T, Failure>>> {
         let this = ManuallyDrop::new(self);
         // SAFETY: `this` is consumed here, so this is the producer's one completion.
-        unsafe { complete(this.cell, outcome) }.map_err(SetError::new)
+        unsafe { Cell::complete(this.cell, outcome, true) }.map_err(SetError::new)
     }
 
     /// Runs `work` if the future was not cancelled, and completes the future with its value or,
@@ -154,50 +153,11 @@ impl<T> Promise<T> {
     }
 }
 
-/// The producer's completion: publish `outcome`, wake everyone, release the producer's share.
-///
-/// # Safety
-/// Called once per cell, by its producer, which does not touch the cell afterwards.
-unsafe fn complete<T>(cell: NonNull<Cell<T>>, outcome: Outcome<T>) -> Result<(), Outcome<T>> {
-    // SAFETY: the producer's share keeps the cell alive until the CAS below releases it.
-    let cell_ref = unsafe { cell.as_ref() };
-    let is_failure = outcome.is_err();
-    // SAFETY: we are the producer and the phase is not final for us yet (or we take it back).
-    unsafe { cell_ref.write_slot(outcome) };
-    let failed = if is_failure { word::FAILED } else { 0 };
-    match cell_ref.header.finish(word::FINISHED | failed, true) {
-        Finish::Won {
-            head,
-            outcome,
-            free,
-        } => {
-            // SAFETY: the CAS detached `head`; we own it. The cell is not touched again except
-            // to free it when every consumer is gone (then the list is empty).
-            unsafe { node::fire_all(head, outcome) };
-            if free {
-                // SAFETY: both ownership flags are set and the CAS (AcqRel) saw CONSUMERS_GONE.
-                unsafe { Cell::free(cell) };
-            }
-            Ok(())
-        }
-        Finish::Lost(_) => {
-            // Cancelled first: the slot is still ours alone, take the outcome back.
-            // SAFETY: the phase is CANCELLED, so no reader looks at the slot.
-            let outcome = unsafe { cell_ref.take_slot() };
-            if cell_ref.header.release_producer() {
-                // SAFETY: both flags are set; the phase is CANCELLED so the slot is not dropped.
-                unsafe { Cell::free(cell) };
-            }
-            Err(outcome)
-        }
-    }
-}
-
 impl<T> Drop for Promise<T> {
     /// Finishes the future as abandoned, unless it was cancelled.
     fn drop(&mut self) {
         // SAFETY: drop runs once and the promise is gone afterwards.
-        let _ = unsafe { complete(self.cell, Err(Failure::abandoned())) };
+        let _ = unsafe { Cell::complete(self.cell, Err(Failure::abandoned()), true) };
     }
 }
 

@@ -17,7 +17,13 @@ pub(crate) mod sealed {
     /// The crate-private face of a [`Waitable`](super::Waitable).
     pub trait Sealed {
         /// The future's protocol header.
-        fn header(&self) -> &crate::header::Header;
+        fn header(&self) -> &crate::header::Header {
+            // SAFETY: the handle keeps the cell alive for as long as `self` is borrowed.
+            unsafe { self.raw_header().as_ref() }
+        }
+
+        /// The header pointer as the handle holds it, with the whole cell's provenance.
+        fn raw_header(&self) -> core::ptr::NonNull<crate::header::Header>;
     }
 }
 
@@ -37,15 +43,15 @@ pub trait Waitable: sealed::Sealed {
 }
 
 impl<T> sealed::Sealed for Future<T> {
-    fn header(&self) -> &Header {
-        Future::header(self)
+    fn raw_header(&self) -> NonNull<Header> {
+        Future::raw_header(self)
     }
 }
 impl<T> Waitable for Future<T> {}
 
 impl<W: Waitable + ?Sized> sealed::Sealed for &W {
-    fn header(&self) -> &Header {
-        (**self).header()
+    fn raw_header(&self) -> NonNull<Header> {
+        (**self).raw_header()
     }
 }
 impl<W: Waitable + ?Sized> Waitable for &W {}
@@ -145,9 +151,8 @@ impl AnyFuture {
 }
 
 impl sealed::Sealed for AnyFuture {
-    fn header(&self) -> &Header {
-        // SAFETY: our consumer handle keeps the cell, and so its header, alive.
-        unsafe { self.header.as_ref() }
+    fn raw_header(&self) -> NonNull<Header> {
+        self.header
     }
 }
 impl Waitable for AnyFuture {}

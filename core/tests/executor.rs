@@ -13,7 +13,7 @@ struct ThreadPerTask;
 
 impl Executor for ThreadPerTask {
     fn execute(&self, task: Task) -> Result<(), SubmitError> {
-        thread::spawn(task);
+        thread::spawn(move || task.run());
         Ok(())
     }
 }
@@ -29,7 +29,7 @@ impl Manual {
     fn run_all(&self) -> usize {
         let tasks: Vec<_> = self.queue.lock().unwrap().drain(..).collect();
         let n = tasks.len();
-        tasks.into_iter().for_each(|t| t());
+        tasks.into_iter().for_each(Task::run);
         n
     }
 }
