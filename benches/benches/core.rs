@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use concur_benches::affinity;
 use concur_benches::contender::Scenario;
+use concur_benches::scenarios::pingpong::rally::Placement;
 use concur_benches::scenarios::{pingpong, same_thread};
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -31,12 +32,15 @@ fn core_same_thread(c: &mut Criterion) {
 }
 
 fn core_pingpong(c: &mut Criterion) {
-    group(c, &pingpong::scenario(pingpong::NAME, None));
+    group(c, &pingpong::scenario(pingpong::NAME, Placement::FREE));
 }
 
 fn core_pingpong_pinned(c: &mut Criterion) {
     if let Some(cpu) = affinity::first_allowed_cpu() {
-        group(c, &pingpong::scenario(pingpong::PINNED, Some(cpu)));
+        group(
+            c,
+            &pingpong::scenario(pingpong::PINNED, Placement::same(cpu)),
+        );
     }
 }
 
@@ -46,9 +50,18 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
+fn core_pingpong_split(c: &mut Criterion) {
+    if let Some((a, b)) = affinity::two_allowed_cpus() {
+        group(
+            c,
+            &pingpong::scenario(pingpong::SPLIT, Placement::split(a, b)),
+        );
+    }
+}
+
 criterion_group! {
     name = core;
     config = config();
-    targets = core_same_thread, core_pingpong, core_pingpong_pinned
+    targets = core_same_thread, core_pingpong, core_pingpong_pinned, core_pingpong_split
 }
 criterion_main!(core);

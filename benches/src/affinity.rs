@@ -8,6 +8,13 @@ pub fn first_allowed_cpu() -> Option<usize> {
     imp::allowed_cpus().and_then(|cpus| cpus.into_iter().next())
 }
 
+/// The two lowest-numbered CPUs the calling thread may run on, if pinning is supported and
+/// there are two.
+pub fn two_allowed_cpus() -> Option<(usize, usize)> {
+    let cpus = imp::allowed_cpus()?;
+    Some((*cpus.first()?, *cpus.get(1)?))
+}
+
 /// How many CPUs the calling thread may run on, if known.
 pub fn allowed_cpu_count() -> Option<usize> {
     imp::allowed_cpus().map(|cpus| cpus.len())

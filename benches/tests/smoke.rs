@@ -3,6 +3,7 @@
 
 use concur_benches::affinity;
 use concur_benches::contender::Scenario;
+use concur_benches::scenarios::pingpong::rally::Placement;
 use concur_benches::scenarios::{pingpong, same_thread};
 
 fn smoke(scenario: &Scenario) {
@@ -21,12 +22,19 @@ fn same_thread_runs() {
 
 #[test]
 fn pingpong_runs() {
-    smoke(&pingpong::scenario(pingpong::NAME, None));
+    smoke(&pingpong::scenario(pingpong::NAME, Placement::FREE));
 }
 
 #[test]
 fn pingpong_pinned_runs() {
     if let Some(cpu) = affinity::first_allowed_cpu() {
-        smoke(&pingpong::scenario(pingpong::PINNED, Some(cpu)));
+        smoke(&pingpong::scenario(pingpong::PINNED, Placement::same(cpu)));
+    }
+}
+
+#[test]
+fn pingpong_split_runs() {
+    if let Some((a, b)) = affinity::two_allowed_cpus() {
+        smoke(&pingpong::scenario(pingpong::SPLIT, Placement::split(a, b)));
     }
 }

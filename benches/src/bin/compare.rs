@@ -6,8 +6,9 @@
 //!
 //! Results go to stdout (see `concur_benches::report`); progress and per-contender details to
 //! stderr. A missed budget is reported, never an error. Scenarios: `same_thread`, `pingpong`,
-//! `pingpong_pinned` (both threads pinned to one CPU), `pingpong_1cpu` (run in a child process
-//! restricted to one CPU before anything else runs).
+//! `pingpong_pinned` (both threads pinned to one CPU), `pingpong_split` (each thread on its own
+//! CPU), `pingpong_1cpu` (run in a child process restricted to one CPU before anything else
+//! runs).
 
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
@@ -15,6 +16,7 @@ use std::time::Instant;
 use concur_benches::alloc_count::{self, Counting};
 use concur_benches::budget::{self, ScenarioResult};
 use concur_benches::measure::{self, Plan};
+use concur_benches::scenarios::pingpong::rally::Placement;
 use concur_benches::scenarios::{pingpong, same_thread};
 use concur_benches::{affinity, footprint, report};
 
@@ -48,7 +50,7 @@ impl Options {
                 "--bench" => {} // passed by `cargo bench`; harmless here
                 "-h" | "--help" => {
                     return Err(
-                        "usage: compare [--quick] [--only same_thread,pingpong,pingpong_pinned,pingpong_1cpu]"
+                        "usage: compare [--quick] [--only same_thread,pingpong,pingpong_pinned,pingpong_split,pingpong_1cpu]"
                             .into(),
                     );
                 }
@@ -132,14 +134,25 @@ fn parent(options: &Options) {
         results.push(result);
     };
     run(same_thread::NAME, &same_thread::scenario);
-    run(pingpong::NAME, &|| pingpong::scenario(pingpong::NAME, None));
+    run(pingpong::NAME, &|| {
+        pingpong::scenario(pingpong::NAME, Placement::FREE)
+    });
     match cpu {
         Some(cpu) => run(pingpong::PINNED, &|| {
-            pingpong::scenario(pingpong::PINNED, Some(cpu))
+            pingpong::scenario(pingpong::PINNED, Placement::same(cpu))
         }),
         None => eprintln!(
             "compare: CPU pinning unsupported here; skipping {}",
             pingpong::PINNED
+        ),
+    }
+    match affinity::two_allowed_cpus() {
+        Some((a, b)) => run(pingpong::SPLIT, &|| {
+            pingpong::scenario(pingpong::SPLIT, Placement::split(a, b))
+        }),
+        None => eprintln!(
+            "compare: fewer than two CPUs to pin to; skipping {}",
+            pingpong::SPLIT
         ),
     }
     if options.wants(pingpong::ONE_CPU) {
@@ -202,7 +215,10 @@ fn one_cpu_child(plan: Plan) -> ExitCode {
         "compare: child pinned to CPU {cpu}; available_parallelism: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let measured = measure::measure(&pingpong::scenario(pingpong::ONE_CPU, None), plan);
+    let measured = measure::measure(
+        &pingpong::scenario(pingpong::ONE_CPU, Placement::FREE),
+        plan,
+    );
     print!("{}", report::to_child_lines(&measured));
     ExitCode::SUCCESS
 }

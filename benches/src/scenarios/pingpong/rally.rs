@@ -15,13 +15,51 @@ pub struct Rally<B: Baton> {
     to_partner: Option<B::Sender>,
     inbox: Option<B>,
     partner: Option<JoinHandle<()>>,
-    cpu: Option<usize>,
+    placement: Placement,
+}
+
+/// Where the two threads of a rally run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// The measuring thread's CPU (pinned only while it measures); `None`: anywhere.
+    pub measurer: Option<usize>,
+    /// The partner thread's CPU; `None`: anywhere.
+    pub partner: Option<usize>,
+}
+
+impl Placement {
+    /// Wherever the scheduler puts them.
+    pub const FREE: Placement = Placement {
+        measurer: None,
+        partner: None,
+    };
+
+    /// Both threads on `cpu`.
+    pub fn same(cpu: usize) -> Self {
+        Self {
+            measurer: Some(cpu),
+            partner: Some(cpu),
+        }
+    }
+
+    /// Each thread on its own CPU.
+    pub fn split(measurer: usize, partner: usize) -> Self {
+        Self {
+            measurer: Some(measurer),
+            partner: Some(partner),
+        }
+    }
+
+    /// Whether any thread is pinned.
+    pub fn is_pinned(&self) -> bool {
+        self.measurer.is_some() || self.partner.is_some()
+    }
 }
 
 impl<B: Baton> Rally<B> {
-    /// Starts the partner thread; with `cpu`, both threads run pinned to that CPU (the
-    /// measuring thread only while it measures).
-    pub fn start(cpu: Option<usize>) -> Self {
+    /// Starts the partner thread, placed as `placement` says.
+    pub fn start(placement: Placement) -> Self {
+        let cpu = placement.partner;
         let (to_partner, partner_inbox) = B::pair();
         let (to_us, inbox) = B::pair();
         let partner = thread::Builder::new()
@@ -35,13 +73,13 @@ impl<B: Baton> Rally<B> {
             to_partner: Some(to_partner),
             inbox: Some(inbox),
             partner: Some(partner),
-            cpu,
+            placement,
         }
     }
 
     /// Plays `n` round trips and returns how long they took.
     pub fn round_trips(&mut self, n: u64) -> Duration {
-        let _pin = self.cpu.map(affinity::pin_current_thread);
+        let _pin = self.placement.measurer.map(affinity::pin_current_thread);
         let mut to_partner = self.to_partner.take().expect("rally in use");
         let mut inbox = self.inbox.take().expect("rally in use");
         let start = Instant::now();
