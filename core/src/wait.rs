@@ -87,8 +87,25 @@ where
     split(futures)
 }
 
-/// Sorts by identity and drops duplicates, in place.
+/// Drops duplicates in place (sorting by identity, so the order is unspecified).
 pub(crate) fn dedup<F: Waitable>(futures: &mut Vec<F>) {
+    if cfg!(concur_loom) {
+        // Loom replays a schedule as a sequence of operations, so registration order must not
+        // depend on allocation addresses, which change between executions: keep input order
+        // (quadratic, for the handful of futures a model uses).
+        let mut index = 0;
+        while index < futures.len() {
+            let duplicate = futures[..index]
+                .iter()
+                .any(|f| key(f) == key(&futures[index]));
+            if duplicate {
+                futures.remove(index);
+            } else {
+                index += 1;
+            }
+        }
+        return;
+    }
     futures.sort_unstable_by_key(key);
     futures.dedup_by_key(|f| key(f));
 }
