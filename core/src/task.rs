@@ -41,11 +41,12 @@ pub(crate) struct TaskOps {
     /// The caller is the producer and nobody took the work (the claim said Cancelled, or the
     /// caller won it).
     pub(crate) discard: unsafe fn(NonNull<Header>),
-    /// Completes a claimed future as abandoned, as the producer.
+    /// Completes a claimed future with a failure (abandoned, or an executor's reason), as the
+    /// producer.
     ///
     /// # Safety
     /// The caller is the producer, won the claim, and discarded the work.
-    pub(crate) abandon: unsafe fn(NonNull<Header>),
+    pub(crate) fail: unsafe fn(NonNull<Header>, Failure),
     /// The owner tag given at creation.
     ///
     /// # Safety
@@ -61,7 +62,7 @@ impl<T, F: FnOnce() -> T> OpsFor<T, F> {
         task: Some(TaskOps {
             run: run_task::<T, F>,
             discard: discard_task::<T, F>,
-            abandon: abandon_task::<T>,
+            fail: fail_task::<T>,
             owner: owner_of::<T, F>,
         }),
     };
@@ -105,10 +106,10 @@ unsafe fn discard_task<T, F>(header: NonNull<Header>) {
 }
 
 /// # Safety
-/// As `TaskOps::abandon`.
-unsafe fn abandon_task<T>(header: NonNull<Header>) {
+/// As `TaskOps::fail`.
+unsafe fn fail_task<T>(header: NonNull<Header>, failure: Failure) {
     // SAFETY: the producer completes its claimed future once.
-    let _ = unsafe { Cell::<T>::complete(header.cast(), Err(Failure::abandoned()), true) };
+    let _ = unsafe { Cell::<T>::complete(header.cast(), Err(failure), true) };
 }
 
 /// # Safety
@@ -245,6 +246,52 @@ impl Task {
             Claim::Taken => unsafe { release_producer(header) },
         }
     }
+
+    /// Cancels the future without running the work (as [`Future::cancel`], for an executor
+    /// that holds only the task, e.g. `shutdown(cancel_futures)`), drops the work and releases
+    /// the task. Returns whether the future is cancelled: false if it was already claimed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (task, future) = concur_core::Task::new(|| 1);
+    /// assert!(task.cancel());
+    /// assert!(future.is_cancelled());
+    /// ```
+    pub fn cancel(self) -> bool {
+        let cancelled = self.header().cancel();
+        drop(self); // cancelled: drops the work; claimed: only releases our share
+        cancelled
+    }
+
+    /// Resolves the future with `failure` without running the work (an executor that can no
+    /// longer run it, e.g. a broken pool), unless it was cancelled or already claimed; drops
+    /// the work and releases the task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (task, future) = concur_core::Task::new(|| 1);
+    /// task.fail(concur_core::Failure::from_error(std::io::Error::other("pool broken")));
+    /// assert_eq!(future.error().unwrap().unwrap().to_string(), "pool broken");
+    /// ```
+    pub fn fail(self, failure: Failure) {
+        let ops = self.ops();
+        let header = core::mem::ManuallyDrop::new(self).header;
+        // SAFETY: we hold the producer's share.
+        match unsafe { header.as_ref() }.claim() {
+            Claim::Won => {
+                // SAFETY: we won the claim and are the producer.
+                unsafe { (ops.discard)(header) };
+                // SAFETY: as above; the work is gone.
+                unsafe { (ops.fail)(header, failure) };
+            }
+            // SAFETY: cancelled: the work is ours to drop.
+            Claim::Cancelled => unsafe { discard_and_release(header, ops) },
+            // SAFETY: someone else ran it; only our share is left.
+            Claim::Taken => unsafe { release_producer(header) },
+        }
+    }
 }
 
 /// # Safety
@@ -277,7 +324,7 @@ impl Drop for Task {
                 // SAFETY: we won the claim and are the producer.
                 unsafe { (ops.discard)(header) };
                 // SAFETY: as above; the work is gone.
-                unsafe { (ops.abandon)(header) };
+                unsafe { (ops.fail)(header, Failure::abandoned()) };
             }
             // SAFETY: cancelled: the work is ours to drop.
             Claim::Cancelled => unsafe { discard_and_release(header, ops) },
