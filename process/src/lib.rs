@@ -1,1 +1,93 @@
-//! Process pool executor for concur (`ProcessPoolExecutor`); not built yet, see issue 5.
+//! # concur-process
+//!
+//! Python's `concurrent.futures.ProcessPoolExecutor` for Rust: a pool of worker processes that
+//! run registered functions and hand back [`concur_core::Future`]s.
+//!
+//! - **Tasks** are plain functions declared in [`task!`]: each is registered under a stable
+//!   name (`module::path::fn`) in a link-time registry, so a call crosses the process boundary
+//!   by name, never by code address, and a closure cannot be sent at all. Arguments and results
+//!   are serde values encoded with postcard.
+//! - **Workers** are started with `posix_spawn` (fork/exec semantics, cost independent of the
+//!   parent's memory) running the current executable, whose `main` calls [`worker_main`] first
+//!   ([`test_worker!`] does it for `cargo test` binaries). Each has private pipes on descriptors
+//!   3 (calls) and 4 (results), stdin from `/dev/null`, and the parent's stdout and stderr for
+//!   the task to print on; it leads its own process group and dies with the pool.
+//! - **Failures stay local**: a worker killed mid-task fails only the task it was running, with
+//!   [`WorkerDied`] (pid, signal or exit code); the calls queued behind it run on a replacement.
+//!   The pool is [broken](BrokenPool) only when the initializer fails or new workers keep dying.
+//!
+//! ```no_run
+//! use concur_process::{MapOptions, ProcessPool};
+//!
+//! concur_process::task! {
+//!     /// Whether `n` is prime.
+//!     fn is_prime(n: u64) -> bool {
+//!         n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| n % d != 0)
+//!     }
+//! }
+//!
+//! fn main() {
+//!     concur_process::worker_main(); // in a worker, serves tasks and never returns
+//!     let pool = ProcessPool::builder().build().unwrap();
+//!     let numbers = [112_272_535_095_293u64, 112_582_705_942_171];
+//!     for (n, prime) in numbers.iter().zip(pool.map(is_prime, &numbers)) {
+//!         println!("{n} is prime: {}", prime.unwrap());
+//!     }
+//! }
+//! ```
+//!
+//! ## Errors
+//!
+//! A task's future fails with a [`concur_core::Failure`] wrapping one of this crate's error
+//! types: [`WorkerDied`], [`TaskPanicked`], [`TaskTimedOut`], [`TaskKilled`], [`UnknownTask`],
+//! [`SignatureMismatch`], [`CodecError`], [`ProtocolError`], [`Terminated`] or [`BrokenPool`].
+//! Match them with `failure.downcast_ref::<WorkerDied>()`.
+//!
+//! ## Platform
+//!
+//! Linux (glibc 2.34 or later): the pool relies on `posix_spawn_file_actions_addclosefrom_np`,
+//! `PR_SET_PDEATHSIG` and pidfds (Linux 5.3; without pidfds death is seen by EOF alone).
+#![cfg(target_os = "linux")]
+
+mod error;
+mod frame;
+mod io;
+mod job;
+mod map;
+mod pool;
+mod registry;
+mod spawn;
+mod sys;
+mod worker;
+
+pub use error::{
+    BrokenPool, BuildError, CodecError, CodecStage, ExitStatus, HandshakeError, InitializerFailed,
+    ProtocolError, SignatureMismatch, SpawnFailed, TaskKilled, TaskPanicked, TaskTimedOut,
+    Terminated, UnknownTask, WorkerDied,
+};
+pub use map::{Map, MapOptions};
+pub use pool::{ProcessPool, ProcessPoolBuilder};
+pub use registry::Task;
+pub use worker::worker_main;
+
+/// The frame decoder, exposed for fuzzing and tests; not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::frame::{
+        DEFAULT_MAX_FRAME, Frame, FrameError, Items, OutcomeIter, Outcomes, PROTOCOL_VERSION,
+        WireError, decode_frame, decode_frame_with_limit, encode_hello, encode_init,
+        encode_init_failed, encode_ready, encode_result, frame_size,
+    };
+
+    /// The build fingerprint a worker of this build sends in its HELLO.
+    pub fn fingerprint() -> u64 {
+        crate::worker::fingerprint()
+    }
+}
+
+/// Items the macros expand to; not a stable API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::registry::{TASKS, TEST_WORKERS, TaskEntry, invoke, signature};
+    pub use linkme;
+}

@@ -1,0 +1,759 @@
+//! The wire format between the pool and its workers: length-prefixed, versioned frames.
+//!
+//! Every frame is
+//!
+//! ```text
+//! u32 LE  len      bytes that follow this field (at least 2, at most the frame limit)
+//! u8      version  PROTOCOL_VERSION
+//! u8      kind     HELLO, INIT, READY, INIT_FAILED, CALL or RESULT
+//! ...     body     kind-specific, described at each kind
+//! ```
+//!
+//! Integers are little-endian; `varint` is unsigned LEB128; `str` and `bytes` are a varint length
+//! followed by that many bytes. The decoder checks every length against the bytes it has and
+//! never panics: whatever a worker (or a fuzzer) sends yields a frame or a [`FrameError`].
+
+use core::fmt;
+
+/// Version of the frame layout and message bodies; bumped on any incompatible change.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// Default limit on one frame (header included): 1 GiB.
+pub const DEFAULT_MAX_FRAME: usize = 1 << 30;
+
+/// Bytes of the fixed header: length, version, kind.
+pub const HEADER_LEN: usize = 6;
+
+/// Worker to pool, first frame: `u64 fingerprint, u32 pid`.
+pub const HELLO: u8 = 1;
+/// Pool to worker, first frame: `u32 max_frame, u8 has_initializer,
+/// [str name, u64 signature, bytes args]`.
+pub const INIT: u8 = 2;
+/// Worker to pool: the initializer (if any) succeeded; calls may follow. Empty body.
+pub const READY: u8 = 3;
+/// Worker to pool: the initializer failed; body is one task error.
+pub const INIT_FAILED: u8 = 4;
+/// Pool to worker: `u64 id, str name, u64 signature, u32 count, count × bytes args`.
+pub const CALL: u8 = 5;
+/// Worker to pool: `u64 id, u32 count, count × (u8 tag, bytes)`; tag 0 is a postcard value,
+/// tag 1 a task error.
+pub const RESULT: u8 = 6;
+
+const TAG_OK: u8 = 0;
+const TAG_ERR: u8 = 1;
+
+/// Why bytes are not a frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// Not enough bytes yet: at least `needed` in total are required (not an error on a stream).
+    Incomplete {
+        /// Total bytes needed before decoding can go on.
+        needed: usize,
+    },
+    /// The length field exceeds the limit.
+    Oversized {
+        /// The frame's total size as announced.
+        size: u64,
+        /// The limit in force.
+        limit: usize,
+    },
+    /// The frame was written by another protocol version.
+    Version {
+        /// The version byte found.
+        found: u8,
+    },
+    /// An unknown frame kind.
+    Kind {
+        /// The kind byte found.
+        found: u8,
+    },
+    /// The body does not match its kind's layout.
+    Malformed(&'static str),
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::Incomplete { needed } => {
+                write!(f, "incomplete frame ({needed} bytes needed)")
+            }
+            FrameError::Oversized { size, limit } => {
+                write!(
+                    f,
+                    "frame of {size} bytes exceeds the limit of {limit} bytes"
+                )
+            }
+            FrameError::Version { found } => write!(
+                f,
+                "frame has protocol version {found}, expected {PROTOCOL_VERSION}"
+            ),
+            FrameError::Kind { found } => write!(f, "unknown frame kind {found}"),
+            FrameError::Malformed(what) => write!(f, "malformed frame: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// A task's failure as it travels from the worker (the parent turns it into a typed error).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The task panicked.
+    Panicked {
+        /// The panic message, if it was a string.
+        message: Option<String>,
+        /// `file:line:column` of the panic, if known.
+        location: Option<(String, u32, u32)>,
+    },
+    /// The worker could not decode the arguments.
+    DecodeArgs(String),
+    /// The worker could not encode the result.
+    EncodeResult(String),
+    /// The worker has no task of that name.
+    UnknownTask,
+    /// The worker's task of that name has other argument or result types.
+    SignatureMismatch,
+    /// The encoded result does not fit in a frame.
+    ResultTooLarge(u64),
+}
+
+const E_PANIC: u8 = 0;
+const E_DECODE: u8 = 1;
+const E_ENCODE: u8 = 2;
+const E_UNKNOWN: u8 = 3;
+const E_SIGNATURE: u8 = 4;
+const E_TOO_LARGE: u8 = 5;
+
+/// One decoded frame, borrowing its variable parts from the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Frame<'a> {
+    /// The worker's greeting.
+    Hello {
+        /// The worker's build fingerprint.
+        fingerprint: u64,
+        /// The worker's process id.
+        pid: u32,
+    },
+    /// The pool's configuration for a new worker.
+    Init {
+        /// Largest frame either side may send.
+        max_frame: u32,
+        /// The initializer: task name, signature, encoded arguments.
+        initializer: Option<(&'a str, u64, &'a [u8])>,
+    },
+    /// The worker is initialized.
+    Ready,
+    /// The initializer failed.
+    InitFailed(WireError),
+    /// Run a task over `count` argument sets.
+    Call {
+        /// Call id, echoed by the result.
+        id: u64,
+        /// Registered task name.
+        name: &'a str,
+        /// Signature hash of the task's argument and result types.
+        signature: u64,
+        /// The encoded argument sets.
+        args: Items<'a>,
+    },
+    /// The outcomes of a call, one per argument set.
+    Result {
+        /// The call's id.
+        id: u64,
+        /// The outcomes.
+        outcomes: Outcomes<'a>,
+    },
+}
+
+/// Encoded argument sets of a call, validated at decode time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Items<'a> {
+    count: u32,
+    bytes: &'a [u8],
+}
+
+impl<'a> Items<'a> {
+    /// How many argument sets there are.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The argument sets in order.
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let mut reader = Reader::new(self.bytes);
+        (0..self.count).map_while(move |_| reader.bytes().ok())
+    }
+}
+
+/// The outcomes of a call, validated at decode time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcomes<'a> {
+    count: u32,
+    bytes: &'a [u8],
+}
+
+impl<'a> Outcomes<'a> {
+    /// How many outcomes there are.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The outcomes in order: an encoded value or the task's error.
+    pub fn iter(&self) -> OutcomeIter<'a> {
+        OutcomeIter {
+            left: self.count,
+            reader: Reader::new(self.bytes),
+        }
+    }
+
+    /// The raw encoding, for handing over to another thread.
+    pub fn raw(&self) -> (u32, &'a [u8]) {
+        (self.count, self.bytes)
+    }
+
+    /// The outcome at `*pos` of a raw encoding checked by [`decode_frame`]; advances `pos`.
+    pub(crate) fn next_at<'b>(
+        bytes: &'b [u8],
+        pos: &mut usize,
+    ) -> Option<Result<&'b [u8], WireError>> {
+        let mut reader = Reader::new(bytes.get(*pos..)?);
+        let outcome = read_outcome(&mut reader).ok()?;
+        *pos = bytes.len() - reader.rest().len();
+        Some(outcome)
+    }
+
+    /// Outcomes from a raw encoding previously checked by [`decode_frame`].
+    pub(crate) fn from_raw(count: u32, bytes: &'a [u8]) -> Self {
+        Self { count, bytes }
+    }
+}
+
+/// Iterator over [`Outcomes`].
+#[derive(Clone, Debug)]
+pub struct OutcomeIter<'a> {
+    left: u32,
+    reader: Reader<'a>,
+}
+
+impl<'a> Iterator for OutcomeIter<'a> {
+    type Item = Result<&'a [u8], WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        // Validated when the frame was decoded; a failure here ends the iteration.
+        match read_outcome(&mut self.reader) {
+            Ok(outcome) => Some(outcome),
+            Err(_) => {
+                self.left = 0;
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left as usize))
+    }
+}
+
+fn read_outcome<'a>(reader: &mut Reader<'a>) -> Result<Result<&'a [u8], WireError>, FrameError> {
+    match reader.u8()? {
+        TAG_OK => Ok(Ok(reader.bytes()?)),
+        TAG_ERR => {
+            let bytes = reader.bytes()?;
+            let mut inner = Reader::new(bytes);
+            let error = read_wire_error(&mut inner)?;
+            inner.finish()?;
+            Ok(Err(error))
+        }
+        _ => Err(FrameError::Malformed("bad outcome tag")),
+    }
+}
+
+/// Decodes the first frame of `bytes` with the default size limit.
+///
+/// Returns the frame and the number of bytes it took.
+///
+/// # Errors
+/// [`FrameError::Incomplete`] if `bytes` ends before the frame does; any other
+/// [`FrameError`] if the bytes are not a valid frame.
+///
+/// # Examples
+///
+/// ```
+/// use concur_process::fuzzing::{decode_frame, FrameError};
+///
+/// assert!(matches!(decode_frame(&[9, 0]), Err(FrameError::Incomplete { .. })));
+/// assert!(decode_frame(&[2, 0, 0, 0, 99, 3]).is_err()); // wrong version
+/// ```
+pub fn decode_frame(bytes: &[u8]) -> Result<(Frame<'_>, usize), FrameError> {
+    decode_frame_with_limit(bytes, DEFAULT_MAX_FRAME)
+}
+
+/// The announced total size of the frame at the start of `bytes`, checked against `limit`.
+///
+/// # Errors
+/// [`FrameError::Incomplete`] before 4 bytes, [`FrameError::Oversized`] or
+/// [`FrameError::Malformed`] for a bad length.
+pub fn frame_size(bytes: &[u8], limit: usize) -> Result<usize, FrameError> {
+    let Some(len) = bytes.get(..4) else {
+        return Err(FrameError::Incomplete { needed: 4 });
+    };
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as u64;
+    let total = len + 4;
+    if total > limit as u64 {
+        return Err(FrameError::Oversized { size: total, limit });
+    }
+    if (total as usize) < HEADER_LEN {
+        return Err(FrameError::Malformed("length below the header size"));
+    }
+    Ok(total as usize)
+}
+
+/// [`decode_frame`] with an explicit limit on the frame size.
+///
+/// # Errors
+/// As [`decode_frame`].
+pub fn decode_frame_with_limit(
+    bytes: &[u8],
+    limit: usize,
+) -> Result<(Frame<'_>, usize), FrameError> {
+    let total = frame_size(bytes, limit)?;
+    let Some(frame) = bytes.get(..total) else {
+        return Err(FrameError::Incomplete { needed: total });
+    };
+    let version = frame[4];
+    if version != PROTOCOL_VERSION {
+        return Err(FrameError::Version { found: version });
+    }
+    let kind = frame[5];
+    let mut r = Reader::new(&frame[HEADER_LEN..]);
+    let decoded = match kind {
+        HELLO => Frame::Hello {
+            fingerprint: r.u64()?,
+            pid: r.u32()?,
+        },
+        INIT => {
+            let max_frame = r.u32()?;
+            let initializer = match r.u8()? {
+                0 => None,
+                1 => Some((r.str()?, r.u64()?, r.bytes()?)),
+                _ => return Err(FrameError::Malformed("bad initializer flag")),
+            };
+            Frame::Init {
+                max_frame,
+                initializer,
+            }
+        }
+        READY => Frame::Ready,
+        INIT_FAILED => Frame::InitFailed(read_wire_error(&mut r)?),
+        CALL => {
+            let id = r.u64()?;
+            let name = r.str()?;
+            let signature = r.u64()?;
+            let count = r.u32()?;
+            let start = r.rest();
+            for _ in 0..count {
+                r.bytes()?;
+            }
+            let used = start.len() - r.rest().len();
+            Frame::Call {
+                id,
+                name,
+                signature,
+                args: Items {
+                    count,
+                    bytes: &start[..used],
+                },
+            }
+        }
+        RESULT => {
+            let id = r.u64()?;
+            let count = r.u32()?;
+            let start = r.rest();
+            for _ in 0..count {
+                let _ = read_outcome(&mut r)?;
+            }
+            let used = start.len() - r.rest().len();
+            Frame::Result {
+                id,
+                outcomes: Outcomes {
+                    count,
+                    bytes: &start[..used],
+                },
+            }
+        }
+        found => return Err(FrameError::Kind { found }),
+    };
+    r.finish()?;
+    Ok((decoded, total))
+}
+
+fn read_wire_error(r: &mut Reader<'_>) -> Result<WireError, FrameError> {
+    Ok(match r.u8()? {
+        E_PANIC => {
+            let message = match r.u8()? {
+                0 => None,
+                1 => Some(r.str()?.to_owned()),
+                _ => return Err(FrameError::Malformed("bad message flag")),
+            };
+            let location = match r.u8()? {
+                0 => None,
+                1 => Some((r.str()?.to_owned(), r.u32()?, r.u32()?)),
+                _ => return Err(FrameError::Malformed("bad location flag")),
+            };
+            WireError::Panicked { message, location }
+        }
+        E_DECODE => WireError::DecodeArgs(r.str()?.to_owned()),
+        E_ENCODE => WireError::EncodeResult(r.str()?.to_owned()),
+        E_UNKNOWN => WireError::UnknownTask,
+        E_SIGNATURE => WireError::SignatureMismatch,
+        E_TOO_LARGE => WireError::ResultTooLarge(r.u64()?),
+        _ => return Err(FrameError::Malformed("bad error kind")),
+    })
+}
+
+/// A bounds-checked little-endian reader; every method fails instead of panicking.
+#[derive(Clone, Debug)]
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], FrameError> {
+        if n > self.bytes.len() {
+            return Err(FrameError::Malformed(
+                "field runs past the end of the frame",
+            ));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], FrameError> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, FrameError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, FrameError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, FrameError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    pub(crate) fn varint(&mut self) -> Result<u64, FrameError> {
+        let mut value = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = self.u8()?;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(FrameError::Malformed("varint longer than 10 bytes"))
+    }
+
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], FrameError> {
+        let len = self.varint()?;
+        let len = usize::try_from(len).map_err(|_| FrameError::Malformed("length overflow"))?;
+        self.take(len)
+    }
+
+    pub(crate) fn str(&mut self) -> Result<&'a str, FrameError> {
+        core::str::from_utf8(self.bytes()?).map_err(|_| FrameError::Malformed("invalid UTF-8"))
+    }
+
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    pub(crate) fn finish(&self) -> Result<(), FrameError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(FrameError::Malformed("trailing bytes"))
+        }
+    }
+}
+
+/// Appends frames to a buffer. `begin` writes the header with a placeholder length, `end` patches
+/// it; everything in between is the body.
+pub(crate) struct FrameWriter<'b> {
+    buf: &'b mut Vec<u8>,
+    start: usize,
+}
+
+impl<'b> FrameWriter<'b> {
+    pub(crate) fn begin(buf: &'b mut Vec<u8>, kind: u8) -> Self {
+        let start = buf.len();
+        buf.extend_from_slice(&[0, 0, 0, 0, PROTOCOL_VERSION, kind]);
+        Self { buf, start }
+    }
+
+    pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
+        self.buf
+    }
+
+    pub(crate) fn u8(&mut self, v: u8) -> &mut Self {
+        self.buf.push(v);
+        self
+    }
+
+    pub(crate) fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    pub(crate) fn u64(&mut self, v: u64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    pub(crate) fn bytes(&mut self, v: &[u8]) -> &mut Self {
+        put_varint(self.buf, v.len() as u64);
+        self.buf.extend_from_slice(v);
+        self
+    }
+
+    pub(crate) fn str(&mut self, v: &str) -> &mut Self {
+        self.bytes(v.as_bytes())
+    }
+
+    /// Size of the frame so far.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Patches the length; returns the frame's total size.
+    pub(crate) fn end(self) -> usize {
+        let total = self.buf.len() - self.start;
+        let len = (total - 4) as u32;
+        self.buf[self.start..self.start + 4].copy_from_slice(&len.to_le_bytes());
+        total
+    }
+}
+
+pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// Appends one value outcome (tag and length-prefixed bytes).
+#[cfg(test)]
+pub(crate) fn put_ok(buf: &mut Vec<u8>, value: &[u8]) {
+    buf.push(TAG_OK);
+    put_varint(buf, value.len() as u64);
+    buf.extend_from_slice(value);
+}
+
+/// Appends one error outcome.
+pub(crate) fn put_err(buf: &mut Vec<u8>, error: &WireError) {
+    let mut inner = Vec::new();
+    put_wire_error(&mut inner, error);
+    buf.push(TAG_ERR);
+    put_varint(buf, inner.len() as u64);
+    buf.extend_from_slice(&inner);
+}
+
+pub(crate) fn put_wire_error(buf: &mut Vec<u8>, error: &WireError) {
+    let put_str = |buf: &mut Vec<u8>, s: &str| {
+        put_varint(buf, s.len() as u64);
+        buf.extend_from_slice(s.as_bytes());
+    };
+    match error {
+        WireError::Panicked { message, location } => {
+            buf.push(E_PANIC);
+            match message {
+                Some(m) => {
+                    buf.push(1);
+                    put_str(buf, m);
+                }
+                None => buf.push(0),
+            }
+            match location {
+                Some((file, line, col)) => {
+                    buf.push(1);
+                    put_str(buf, file);
+                    buf.extend_from_slice(&line.to_le_bytes());
+                    buf.extend_from_slice(&col.to_le_bytes());
+                }
+                None => buf.push(0),
+            }
+        }
+        WireError::DecodeArgs(m) => {
+            buf.push(E_DECODE);
+            put_str(buf, m);
+        }
+        WireError::EncodeResult(m) => {
+            buf.push(E_ENCODE);
+            put_str(buf, m);
+        }
+        WireError::UnknownTask => buf.push(E_UNKNOWN),
+        WireError::SignatureMismatch => buf.push(E_SIGNATURE),
+        WireError::ResultTooLarge(size) => {
+            buf.push(E_TOO_LARGE);
+            buf.extend_from_slice(&size.to_le_bytes());
+        }
+    }
+}
+
+/// Encodes a HELLO frame.
+pub fn encode_hello(buf: &mut Vec<u8>, fingerprint: u64, pid: u32) {
+    let mut w = FrameWriter::begin(buf, HELLO);
+    w.u64(fingerprint).u32(pid);
+    w.end();
+}
+
+/// Encodes a READY frame.
+pub fn encode_ready(buf: &mut Vec<u8>) {
+    FrameWriter::begin(buf, READY).end();
+}
+
+/// Encodes an INIT_FAILED frame.
+pub fn encode_init_failed(buf: &mut Vec<u8>, error: &WireError) {
+    let mut w = FrameWriter::begin(buf, INIT_FAILED);
+    put_wire_error(w.buf(), error);
+    w.end();
+}
+
+/// Encodes an INIT frame.
+pub fn encode_init(buf: &mut Vec<u8>, max_frame: u32, initializer: Option<(&str, u64, &[u8])>) {
+    let mut w = FrameWriter::begin(buf, INIT);
+    w.u32(max_frame);
+    match initializer {
+        Some((name, signature, args)) => {
+            w.u8(1).str(name).u64(signature).bytes(args);
+        }
+        None => {
+            w.u8(0);
+        }
+    }
+    w.end();
+}
+
+/// Encodes a RESULT frame from raw outcomes (each built with the tag layout).
+pub fn encode_result(buf: &mut Vec<u8>, id: u64, count: u32, outcomes: &[u8]) {
+    let mut w = FrameWriter::begin(buf, RESULT);
+    w.u64(id).u32(count);
+    w.buf().extend_from_slice(outcomes);
+    w.end();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let mut buf = Vec::new();
+        encode_hello(&mut buf, 7, 42);
+        encode_init(&mut buf, 1000, Some(("a::b", 9, &[1, 2, 3])));
+        encode_ready(&mut buf);
+        let err = WireError::Panicked {
+            message: Some("boom".into()),
+            location: Some(("x.rs".into(), 3, 4)),
+        };
+        encode_init_failed(&mut buf, &err);
+        let mut outcomes = Vec::new();
+        put_ok(&mut outcomes, &[5]);
+        put_err(&mut outcomes, &WireError::UnknownTask);
+        encode_result(&mut buf, 77, 2, &outcomes);
+
+        let mut at = 0;
+        let mut frames = Vec::new();
+        while at < buf.len() {
+            let (frame, used) = decode_frame(&buf[at..]).unwrap();
+            frames.push(frame);
+            at += used;
+        }
+        assert_eq!(
+            frames[0],
+            Frame::Hello {
+                fingerprint: 7,
+                pid: 42
+            }
+        );
+        assert_eq!(
+            frames[1],
+            Frame::Init {
+                max_frame: 1000,
+                initializer: Some(("a::b", 9, &[1, 2, 3][..]))
+            }
+        );
+        assert_eq!(frames[2], Frame::Ready);
+        assert_eq!(frames[3], Frame::InitFailed(err));
+        let Frame::Result { id, outcomes } = &frames[4] else {
+            panic!("not a result")
+        };
+        assert_eq!(*id, 77);
+        let got: Vec<_> = outcomes.iter().collect();
+        assert_eq!(got, vec![Ok(&[5u8][..]), Err(WireError::UnknownTask)]);
+    }
+
+    #[test]
+    fn every_prefix_and_every_byte_flip_is_an_error_not_a_panic() {
+        let mut buf = Vec::new();
+        let mut outcomes = Vec::new();
+        put_ok(&mut outcomes, b"hello");
+        put_err(
+            &mut outcomes,
+            &WireError::Panicked {
+                message: None,
+                location: Some(("f".into(), 1, 2)),
+            },
+        );
+        encode_result(&mut buf, 1, 2, &outcomes);
+        for cut in 0..buf.len() {
+            assert!(matches!(
+                decode_frame(&buf[..cut]),
+                Err(FrameError::Incomplete { .. } | FrameError::Malformed(_))
+            ));
+        }
+        for i in 0..buf.len() {
+            for bit in 0..8 {
+                let mut flipped = buf.clone();
+                flipped[i] ^= 1 << bit;
+                let _ = decode_frame(&flipped);
+            }
+        }
+    }
+
+    #[test]
+    fn oversized_is_rejected_before_reading() {
+        let bytes = [0xff, 0xff, 0xff, 0x7f, PROTOCOL_VERSION, RESULT];
+        assert!(matches!(
+            decode_frame_with_limit(&bytes, 1024),
+            Err(FrameError::Oversized { .. })
+        ));
+    }
+}

@@ -1,0 +1,304 @@
+//! Small, documented wrappers over the `libc` calls the crate makes. Every `unsafe` block of the
+//! crate that touches the OS lives here or in `spawn.rs`.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use crate::error::ExitStatus;
+
+/// Lowest descriptor number the pool uses for its own pipes, so that none of them can collide
+/// with the numbers a worker expects (0 to 5) when the spawn file actions run.
+const MIN_FD: RawFd = 10;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// Duplicates `fd` to a close-on-exec descriptor numbered at least [`MIN_FD`].
+pub(crate) fn dup_high(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC on a borrowed (so open) descriptor; it only creates a new one.
+    let new = cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, MIN_FD) })?;
+    // SAFETY: `new` was just created by fcntl and nobody else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// A pipe `(read end, write end)`, both close-on-exec and numbered at least [`MIN_FD`].
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both descriptors are new and ours.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((dup_high(r.as_fd())?, dup_high(w.as_fd())?))
+}
+
+/// Sets or clears `O_NONBLOCK`.
+pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
+    // SAFETY: F_GETFL on a descriptor the caller keeps open; no memory is passed.
+    let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    let flags = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    // SAFETY: as above, F_SETFL only changes status flags.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFL, flags) })?;
+    Ok(())
+}
+
+/// Sets `FD_CLOEXEC` on `fd`.
+pub(crate) fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: F_SETFD on a descriptor number; an invalid one yields EBADF, nothing else.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    Ok(())
+}
+
+/// Whether `fd` is an open descriptor.
+pub(crate) fn is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD only queries the descriptor table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
+}
+
+/// `read(2)` into `buf`, retrying on EINTR.
+pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        match cvt_size(n) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// `read(2)` of at most `max` bytes into the spare capacity of `buf` (reserving some if there is
+/// none), retrying on EINTR; the bytes read are appended.
+pub(crate) fn read_into_spare(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    if buf.capacity() == buf.len() {
+        buf.reserve(64 * 1024);
+    }
+    let spare = buf.spare_capacity_mut();
+    let len = spare.len().min(max);
+    loop {
+        // SAFETY: the spare capacity is valid for writes of `len` bytes; read initialises at
+        // most that many.
+        let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), len) };
+        match cvt_size(n) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(n) => {
+                // SAFETY: read initialised the first `n` bytes of the spare capacity.
+                unsafe { buf.set_len(buf.len() + n) };
+                return Ok(n);
+            }
+        }
+    }
+}
+
+/// `writev(2)` of up to `IOV_MAX` slices, retrying on EINTR.
+pub(crate) fn writev(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let count = bufs.len().min(1024) as libc::c_int;
+    loop {
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec`, and each points to live bytes.
+        let n = unsafe { libc::writev(fd, bufs.as_ptr().cast(), count) };
+        match cvt_size(n) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Writes all of `buf` to a blocking descriptor.
+pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        // SAFETY: `buf` is valid for reads of `buf.len()` bytes.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        match cvt_size(n) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// An eventfd used to wake the pool's I/O thread.
+pub(crate) struct EventFd(OwnedFd);
+
+impl EventFd {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: eventfd takes no pointers and returns a new descriptor or -1.
+        let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+        // SAFETY: `fd` is new and ours.
+        Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// Makes the descriptor readable. Never blocks (a saturated counter is readable anyway).
+    pub(crate) fn notify(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live array to our own eventfd.
+        let _ = unsafe { libc::write(self.raw(), one.as_ptr().cast(), 8) };
+    }
+
+    /// Resets the counter.
+    pub(crate) fn drain(&self) {
+        let mut buf = [0u8; 8];
+        let _ = read(self.raw(), &mut buf);
+    }
+}
+
+/// A descriptor that becomes readable when process `pid` exits (`pidfd_open(2)`), or `None`
+/// where the kernel lacks it (death is then seen by EOF alone).
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: the raw syscall takes two integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the syscall returned a new descriptor that we own (pidfds are close-on-exec).
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// `poll(2)`; `timeout_ms < 0` waits forever. EINTR counts as a wake with no events.
+pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Result<usize> {
+    // SAFETY: `fds` is a valid, exclusively borrowed array of `fds.len()` pollfds.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    match cvt(n) {
+        Ok(n) => Ok(n as usize),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sends `signal` to the process `pid` and to its process group (a worker leads its own group,
+/// so this also reaches processes its task started). The caller must not have reaped `pid`.
+pub(crate) fn kill_worker(pid: libc::pid_t, signal: libc::c_int) {
+    // SAFETY: kill/killpg take plain integers; the pid is an unreaped child of ours, so it cannot
+    // have been recycled for another process.
+    unsafe {
+        libc::killpg(pid, signal);
+        libc::kill(pid, signal);
+    }
+}
+
+/// Reaps `pid` if it has exited (`block == false`) or waits for it to exit (`block == true`).
+pub(crate) fn wait_pid(pid: libc::pid_t, block: bool) -> Option<ExitStatus> {
+    let mut status: libc::c_int = 0;
+    let flags = if block { 0 } else { libc::WNOHANG };
+    loop {
+        // SAFETY: `status` is a valid out-pointer for waitpid.
+        let ret = unsafe { libc::waitpid(pid, &mut status, flags) };
+        if ret == pid {
+            return Some(decode_status(status));
+        }
+        if ret < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if ret < 0 {
+            // ECHILD: someone else reaped it (a SIGCHLD handler set to SIG_IGN, say); the status
+            // is lost.
+            return Some(ExitStatus::Unknown);
+        }
+        return None;
+    }
+}
+
+fn decode_status(status: libc::c_int) -> ExitStatus {
+    if libc::WIFSIGNALED(status) {
+        ExitStatus::Signaled(libc::WTERMSIG(status))
+    } else if libc::WIFEXITED(status) {
+        ExitStatus::Exited(libc::WEXITSTATUS(status))
+    } else {
+        ExitStatus::Unknown
+    }
+}
+
+/// Blocks `SIGPIPE` in the calling thread, so a write to a dead worker's pipe fails with
+/// `EPIPE` instead of killing the process (whatever the program's disposition for `SIGPIPE`).
+/// A `SIGPIPE` raised by such a write stays pending on this thread and is never delivered.
+pub(crate) fn block_sigpipe() {
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set before sigaddset and pthread_sigmask read it.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, set.as_ptr(), std::ptr::null_mut());
+    }
+}
+
+/// The parent's process id.
+pub(crate) fn getppid() -> libc::pid_t {
+    // SAFETY: getppid has no arguments and cannot fail.
+    unsafe { libc::getppid() }
+}
+
+/// This process's id.
+pub(crate) fn getpid() -> libc::pid_t {
+    // SAFETY: getpid has no arguments and cannot fail.
+    unsafe { libc::getpid() }
+}
+
+/// Asks the kernel to SIGKILL this process when the thread that spawned it exits.
+pub(crate) fn set_parent_death_signal() {
+    // SAFETY: PR_SET_PDEATHSIG takes a signal number; no memory is passed.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+    }
+}
+
+/// `dup2(from, to)` followed by closing `from`.
+pub(crate) fn move_fd(from: RawFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 on descriptor numbers; `to` is replaced atomically.
+    cvt(unsafe { libc::dup2(from, to) })?;
+    // SAFETY: `from` was ours to close (handed over by the parent at spawn).
+    unsafe { libc::close(from) };
+    Ok(())
+}
+
+/// The name of a signal, as in `SIGKILL`.
+pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => return None,
+    })
+}

@@ -1,0 +1,306 @@
+//! The worker side: [`worker_main`] and the loop that runs calls.
+
+use std::cell::RefCell;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+
+use crate::frame::{
+    self, DEFAULT_MAX_FRAME, Frame, FrameError, HEADER_LEN, WireError, decode_frame_with_limit,
+    frame_size, put_err,
+};
+use crate::registry;
+use crate::sys;
+
+/// Environment variable that marks a process as a worker: `<parent pid>` or
+/// `<parent pid>:stdout5` (restore stdout from descriptor 5, for libtest helpers).
+pub(crate) const ENV_WORKER: &str = "CONCUR_PROCESS_WORKER";
+
+/// Descriptor a worker reads calls from.
+pub(crate) const FD_CALLS: i32 = 3;
+/// Descriptor a worker writes results to.
+pub(crate) const FD_RESULTS: i32 = 4;
+/// Descriptor carrying the real stdout while libtest starts (test helpers only).
+pub(crate) const FD_STDOUT: i32 = 5;
+
+/// Exit code of a worker that received bytes it could not understand (`EX_PROTOCOL`).
+const EXIT_PROTOCOL: i32 = 76;
+
+/// Hash identifying builds whose frames are compatible: this crate's version and protocol, and
+/// the platform's word size and byte order.
+pub(crate) fn fingerprint() -> u64 {
+    registry::fnv1a(&[
+        b"concur-process",
+        env!("CARGO_PKG_VERSION").as_bytes(),
+        &[frame::PROTOCOL_VERSION],
+        std::env::consts::ARCH.as_bytes(),
+        std::env::consts::OS.as_bytes(),
+        &(usize::BITS as u16).to_le_bytes(),
+        if cfg!(target_endian = "little") {
+            b"le"
+        } else {
+            b"be"
+        },
+    ])
+}
+
+/// Runs this process as a pool worker if it was started as one; otherwise returns at once.
+///
+/// Call it first thing in `main` of every program that builds a
+/// [`ProcessPool`](crate::ProcessPool) (or that serves as a pool's worker program): a pool
+/// starts its workers by running the program again, and in a worker this call serves tasks until
+/// the pool closes its pipe, then exits the process, so it never returns there. Whatever `main`
+/// does before the call also happens in every worker. In `cargo test` binaries use
+/// [`test_worker!`](crate::test_worker) instead.
+///
+/// A worker leads its own process group (so a terminal's Ctrl-C reaches only the parent), exits
+/// when its pool's pipe closes, and is killed with `SIGKILL` when the pool's thread that started
+/// it dies (`PR_SET_PDEATHSIG`), so it outlives neither the pool nor the parent process.
+///
+/// # Examples
+///
+/// ```no_run
+/// concur_process::task! {
+///     fn square(x: u64) -> u64 { x * x }
+/// }
+///
+/// fn main() {
+///     concur_process::worker_main();
+///     let pool = concur_process::ProcessPool::builder().build().unwrap();
+///     assert_eq!(*pool.submit(square, 12).unwrap().result().unwrap(), 144);
+/// }
+/// ```
+pub fn worker_main() {
+    let Some(value) = std::env::var_os(ENV_WORKER) else {
+        return;
+    };
+    let value = value.to_string_lossy().into_owned();
+    let (parent, restore_stdout) = match value.split_once(':') {
+        Some((pid, "stdout5")) => (pid, true),
+        _ => (value.as_str(), false),
+    };
+    let Ok(parent) = parent.parse::<libc::pid_t>() else {
+        return;
+    };
+    if !sys::is_open(FD_CALLS) || !sys::is_open(FD_RESULTS) {
+        // Started with the variable but without the pipes: not one of our workers.
+        return;
+    }
+    // SAFETY: this runs before the worker starts any thread of its own or any task, at the top
+    // of `main` (or in the libtest helper, whose other threads only wait for it), so no other
+    // thread reads the environment concurrently. Removing the variable keeps processes that
+    // tasks start from taking themselves for workers.
+    unsafe { std::env::remove_var(ENV_WORKER) };
+    sys::set_parent_death_signal();
+    if sys::getppid() != parent {
+        // The pool died before the death signal was armed.
+        std::process::exit(0);
+    }
+    if restore_stdout {
+        let _ = sys::move_fd(FD_STDOUT, 1);
+    }
+    // Processes started by tasks must not inherit the protocol pipes (or a dead worker's pipe
+    // would stay open in them and hide its death).
+    let _ = sys::set_cloexec(FD_CALLS);
+    let _ = sys::set_cloexec(FD_RESULTS);
+    std::process::exit(serve());
+}
+
+/// A panic's message and `(file, line, column)`.
+type PanicReport = (Option<String>, Option<(String, u32, u32)>);
+
+thread_local! {
+    /// The last panic on the worker's main thread.
+    static LAST_PANIC: RefCell<Option<PanicReport>> = const { RefCell::new(None) };
+}
+
+fn install_panic_hook() {
+    let worker_thread = std::thread::current().id();
+    let default = panic::take_hook();
+    panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() != worker_thread {
+            // A thread the task started: report as Rust normally does.
+            return default(info);
+        }
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
+        let location = info
+            .location()
+            .map(|l| (l.file().to_owned(), l.line(), l.column()));
+        LAST_PANIC.with(|slot| *slot.borrow_mut() = Some((message, location)));
+    }));
+}
+
+/// Reads frames from a blocking descriptor.
+struct FrameReader {
+    fd: i32,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl FrameReader {
+    fn new(fd: i32) -> Self {
+        Self {
+            fd,
+            buf: Vec::with_capacity(64 * 1024),
+            start: 0,
+        }
+    }
+
+    /// The next whole frame, `Ok(None)` at end of input.
+    fn next(&mut self, limit: usize) -> io::Result<Option<Result<(usize, usize), FrameError>>> {
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        loop {
+            let available = &self.buf[self.start..];
+            let need = match frame_size(available, limit) {
+                Ok(total) if available.len() >= total => {
+                    let at = self.start;
+                    self.start += total;
+                    return Ok(Some(Ok((at, total))));
+                }
+                Ok(total) => total,
+                Err(FrameError::Incomplete { needed }) => needed,
+                Err(error) => return Ok(Some(Err(error))),
+            };
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            let want = need.max(64 * 1024);
+            self.buf.reserve(want.saturating_sub(self.buf.len()));
+            let n = sys::read_into_spare(self.fd, &mut self.buf, 1 << 20)?;
+            if n == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    fn frame(&self, at: usize, len: usize) -> &[u8] {
+        &self.buf[at..at + len]
+    }
+}
+
+/// The worker loop; returns the exit code.
+fn serve() -> i32 {
+    install_panic_hook();
+    let mut out = Vec::with_capacity(64 * 1024);
+    frame::encode_hello(&mut out, fingerprint(), sys::getpid() as u32);
+    if sys::write_all(FD_RESULTS, &out).is_err() {
+        return 0;
+    }
+    let mut reader = FrameReader::new(FD_CALLS);
+    let mut limit = DEFAULT_MAX_FRAME;
+
+    // The first frame configures the worker and names the initializer.
+    let (at, len) = match reader.next(limit) {
+        Ok(Some(Ok(span))) => span,
+        Ok(None) | Err(_) => return 0,
+        Ok(Some(Err(_))) => return EXIT_PROTOCOL,
+    };
+    out.clear();
+    match decode_frame_with_limit(reader.frame(at, len), limit) {
+        Ok((
+            Frame::Init {
+                max_frame,
+                initializer,
+            },
+            _,
+        )) => {
+            limit = max_frame as usize;
+            let failure = initializer.and_then(|(name, signature, args)| {
+                let mut outcome = Vec::new();
+                run_one(name, signature, args, &mut outcome);
+                let outcomes = frame::Outcomes::from_raw(1, &outcome);
+                match outcomes.iter().next() {
+                    Some(Ok(_)) => None,
+                    Some(Err(error)) => Some(error),
+                    None => Some(WireError::EncodeResult("no outcome".into())),
+                }
+            });
+            match failure {
+                None => frame::encode_ready(&mut out),
+                Some(error) => frame::encode_init_failed(&mut out, &error),
+            }
+            if sys::write_all(FD_RESULTS, &out).is_err() {
+                return 0;
+            }
+        }
+        _ => return EXIT_PROTOCOL,
+    }
+
+    let mut outcomes = Vec::with_capacity(64 * 1024);
+    loop {
+        let (at, len) = match reader.next(limit) {
+            Ok(Some(Ok(span))) => span,
+            // The pool closed the pipe: no more work.
+            Ok(None) | Err(_) => return 0,
+            Ok(Some(Err(_))) => return EXIT_PROTOCOL,
+        };
+        let Ok((
+            Frame::Call {
+                id,
+                name,
+                signature,
+                args,
+            },
+            _,
+        )) = decode_frame_with_limit(reader.frame(at, len), limit)
+        else {
+            return EXIT_PROTOCOL;
+        };
+        outcomes.clear();
+        // Room for the RESULT header: length, version, kind, id, count.
+        let budget = limit.saturating_sub(HEADER_LEN + 8 + 4);
+        for item in args.iter() {
+            let mark = outcomes.len();
+            run_one(name, signature, item, &mut outcomes);
+            if outcomes.len() > budget {
+                let size = (outcomes.len() - mark) as u64;
+                outcomes.truncate(mark);
+                put_err(&mut outcomes, &WireError::ResultTooLarge(size));
+            }
+        }
+        out.clear();
+        frame::encode_result(&mut out, id, args.len() as u32, &outcomes);
+        if sys::write_all(FD_RESULTS, &out).is_err() {
+            return 0;
+        }
+        if out.capacity() > 1 << 20 {
+            out = Vec::with_capacity(64 * 1024);
+        }
+        if outcomes.capacity() > 1 << 20 {
+            outcomes = Vec::with_capacity(64 * 1024);
+        }
+    }
+}
+
+/// Runs one argument set of task `name`, appending exactly one outcome to `out`.
+fn run_one(name: &str, signature: u64, args: &[u8], out: &mut Vec<u8>) {
+    let Some(entry) = registry::lookup(name) else {
+        return put_err(out, &WireError::UnknownTask);
+    };
+    if (entry.signature)() != signature {
+        return put_err(out, &WireError::SignatureMismatch);
+    }
+    let mark = out.len();
+    let result = panic::catch_unwind(AssertUnwindSafe(|| (entry.run)(args, out)));
+    if let Err(payload) = result {
+        out.truncate(mark);
+        let recorded = LAST_PANIC.with(|slot| slot.borrow_mut().take());
+        let (message, location) = recorded.unwrap_or_else(|| {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned());
+            (message, None)
+        });
+        // A payload whose destructor panics would unwind out of the worker; contain it.
+        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(payload)));
+        put_err(out, &WireError::Panicked { message, location });
+    }
+}
