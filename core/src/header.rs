@@ -313,6 +313,15 @@ impl Header {
                     Ok(()) => return true,
                     Err(actual) => current = actual,
                 }
+            } else if cfg!(concur_bug = "weak-delegating-unlock") {
+                // Planted bug: LOCK keeps completers and pushers off the word, so a plain store
+                // looks enough to detach; but a store ends the release sequence of set's
+                // phase-only CAS, so a reader that acquires this word misses the slot.
+                self.state
+                    .store(Snapshot::from_tags(tags).0, Ordering::Relaxed);
+                // SAFETY: the store detached the list; we own it.
+                unsafe { node::fire_all(new_head, current) };
+                return true;
             } else {
                 match self.cas(current, Snapshot::from_tags(tags), ord::DELEGATING_UNLOCK) {
                     Ok(()) => {

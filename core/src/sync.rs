@@ -273,11 +273,15 @@ pub(crate) mod ord {
         /// ORDERING: cancel writes no slot, it only takes the nodes: Acquire pairs with pushes.
         CANCEL_DETACH = Acquire, "weak-cancel-detach", Relaxed
     );
-    site!(
-        /// ORDERING: the unlock that finds the phase done detaches the list and reads the slot;
-        /// Acquire pairs with the completer's Release phase-only CAS.
-        DELEGATING_UNLOCK = Acquire, "weak-delegating-unlock", Relaxed
-    );
+    /// ORDERING: the unlock that finds the phase done detaches the list. Acquire here is defence
+    /// in depth, not load-bearing: the holder acquired the nodes with LOCK (no push or
+    /// completion touches the list meanwhile, rule 4), and it reads nothing the completer
+    /// wrote (the outcome it passes on is this word's value); readers of the slot acquire the
+    /// word themselves, and set's Release phase-only CAS reaches them through the release
+    /// sequence that this read-modify-write continues (rule 5). Weakened to Relaxed it passes
+    /// every loom model and Miri twin, so the `weak-delegating-unlock` plant breaks the release
+    /// sequence instead (a plain store, in `Header::unlock`).
+    pub(crate) const DELEGATING_UNLOCK: Ordering = Acquire;
 
     /// ORDERING: a failed CAS only re-reads the word to retry; the retry's own success ordering
     /// is what synchronises.
