@@ -1,0 +1,245 @@
+//! A worker thread: its loop, its per-thread state, and the blocking hook that runs the pool's
+//! own pending tasks inline and reports wait-for cycles (DESIGN §4 "No self-deadlock").
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use concur_core::{Blocking, BlockingHook, Failure, Task, Verdict, with_blocking_hook};
+
+use crate::BrokenThreadPool;
+use crate::pool::Shared;
+use crate::sleep::{Idle, Parker};
+
+/// Spin rounds (exponential backoff, 1 to 64 pauses) before a worker starts yielding.
+const SPIN_ROUNDS: u32 = 7;
+/// Yield rounds after spinning, before a worker sleeps. Together with the spin this keeps an
+/// idle worker awake for some tens of microseconds: long enough for a submit-then-result loop
+/// never to pay a wake-up, short enough that an idle pool uses no CPU after a millisecond.
+const YIELD_ROUNDS: u32 = 32;
+
+/// What a worker thread knows about itself, in a thread-local so a task body can tell the pool
+/// it is done before its future completes (see [`BodyDone`]).
+///
+/// Invariant: `pool` is 0 on threads that are not workers; on a worker it is its pool's id and
+/// `shared` points to that pool's [`Shared`], kept alive by the worker's `Arc` for as long as
+/// `pool` is set. `stack` holds the ids of the tasks this thread is running, outermost first
+/// (inline runs nest).
+struct WorkerState {
+    pool: Cell<usize>,
+    shared: Cell<*const Shared>,
+    stack: RefCell<Vec<usize>>,
+    released: Cell<bool>,
+}
+
+thread_local! {
+    static WORKER: WorkerState = const {
+        WorkerState {
+            pool: Cell::new(0),
+            shared: Cell::new(core::ptr::null()),
+            stack: RefCell::new(Vec::new()),
+            released: Cell::new(false),
+        }
+    };
+}
+
+/// Whether the calling thread is a worker of the pool `pool`.
+pub(crate) fn is_worker_of(pool: usize) -> bool {
+    WORKER.try_with(|w| w.pool.get() == pool).unwrap_or(false)
+}
+
+/// Dropped at the end of a submitted task's body (also on unwind): if this is the outermost
+/// task of one of its pool's workers, the worker counts itself idle *before* the future
+/// completes, so a caller that submits again as soon as it sees the result finds the worker idle
+/// (Python's idle semaphore without its race).
+pub(crate) struct BodyDone(pub(crate) usize);
+
+impl Drop for BodyDone {
+    fn drop(&mut self) {
+        body_done(self.0);
+    }
+}
+
+fn body_done(pool: usize) {
+    let _ = WORKER.try_with(|w| {
+        if w.pool.get() != pool || w.released.get() || w.stack.borrow().len() != 1 {
+            return;
+        }
+        w.released.set(true);
+        // SAFETY: `pool` is set, so `shared` is alive (the invariant of `WorkerState`).
+        let shared = unsafe { &*w.shared.get() };
+        shared.release_idle();
+    });
+}
+
+/// Sets and clears the thread-local worker state around the worker's life.
+struct Registered<'a>(&'a WorkerState);
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.0.pool.set(0);
+        self.0.shared.set(core::ptr::null());
+    }
+}
+
+/// The body of worker thread: initializer, then the loop until shutdown.
+pub(crate) fn main(shared: Arc<Shared>) {
+    let _exit = ExitGuard(&shared);
+    if let Some(initializer) = shared.config.initializer.clone() {
+        let init = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| initializer()));
+        if let Err(payload) = init {
+            let broken = BrokenThreadPool::initializer(Failure::from_panic(payload));
+            shared.break_pool(Failure::from_error(broken));
+            return;
+        }
+    }
+    let parker = Parker::new();
+    WORKER.with(|state| {
+        state.pool.set(shared.id);
+        state.shared.set(Arc::as_ptr(&shared));
+        let _registered = Registered(state);
+        let hook = Hook {
+            shared: &shared,
+            state,
+        };
+        with_blocking_hook(&hook, || work_loop(&shared, state, &parker));
+    });
+}
+
+/// Counts the worker out when its thread function ends, however it ends.
+struct ExitGuard<'a>(&'a Shared);
+
+impl Drop for ExitGuard<'_> {
+    fn drop(&mut self) {
+        self.0.worker_exited();
+    }
+}
+
+fn work_loop(shared: &Shared, state: &WorkerState, parker: &crate::sync::Arc<Parker>) {
+    loop {
+        let task = match find_task(shared) {
+            Some(task) => task,
+            None => match shared
+                .control
+                .wait_for_work(parker, || !shared.queue.is_empty())
+            {
+                Idle::Work => continue,
+                Idle::Exit => return,
+            },
+        };
+        if let Some(failure) = shared.broken() {
+            task.fail(failure.clone());
+            continue;
+        }
+        run_task(shared, state, task);
+    }
+}
+
+/// Pops a task, spinning and then yielding for a while before giving up.
+fn find_task(shared: &Shared) -> Option<Task> {
+    if let Some(task) = shared.queue.pop() {
+        return Some(task);
+    }
+    for round in 0..SPIN_ROUNDS {
+        for _ in 0..(1u32 << round) {
+            core::hint::spin_loop();
+        }
+        if let Some(task) = shared.queue.pop() {
+            return Some(task);
+        }
+    }
+    for _ in 0..YIELD_ROUNDS {
+        if shared.control.is_closed() {
+            break;
+        }
+        std::thread::yield_now();
+        if let Some(task) = shared.queue.pop() {
+            return Some(task);
+        }
+    }
+    None
+}
+
+fn run_task(shared: &Shared, state: &WorkerState, task: Task) {
+    state.stack.borrow_mut().push(task.id());
+    state.released.set(false);
+    task.run();
+    state.stack.borrow_mut().pop();
+    if !state.released.get() {
+        shared.release_idle();
+    }
+}
+
+/// The worker's [`BlockingHook`]: consulted when a task running on this worker is about to
+/// block on a future.
+struct Hook<'a> {
+    shared: &'a Shared,
+    state: &'a WorkerState,
+}
+
+impl BlockingHook for Hook<'_> {
+    fn before_block(&self, future: &Blocking<'_>) -> Verdict {
+        let Some(waiter) = self.state.stack.borrow().last().copied() else {
+            return Verdict::Block;
+        };
+        let target = future.id();
+        if !self.shared.wait_for().block(waiter, target) {
+            return Verdict::Deadlock;
+        }
+        if future.owner() == Some(self.shared.id) {
+            // Ours and maybe still queued: run it here rather than wait for a worker that may
+            // never come (the seeds' `wait_on_future` with one worker).
+            self.state.stack.borrow_mut().push(target);
+            future.run_inline();
+            self.state.stack.borrow_mut().pop();
+        }
+        Verdict::Block
+    }
+
+    fn after_block(&self, _future: &Blocking<'_>) {
+        let waiter = self.state.stack.borrow().last().copied();
+        if let Some(waiter) = waiter {
+            self.shared.wait_for().unblock(waiter);
+        }
+    }
+}
+
+/// The pool's wait-for graph: which running task is blocked on which future.
+///
+/// Invariant: acyclic (an edge that would close a cycle is refused, and its waiter gets
+/// [`Error::Deadlock`](concur_core::Error::Deadlock)); at most one edge leaves each task (a
+/// thread blocks on one future at a time, and an inline run is a new task on top of its
+/// waiter). Ids are task/future cell addresses, alive while their edges exist: the waiter is
+/// running, and the target is held by the waiter's handle.
+///
+/// A task running lower on a thread's stack than an inline run has an edge to the task run
+/// inline above it (it is blocked on it), so one walk covers both the seeds' `wait_on_a` /
+/// `wait_on_b` cycle across workers and a task waiting on a task below it on its own stack.
+#[derive(Debug, Default)]
+pub(crate) struct WaitFor {
+    edges: HashMap<usize, usize>,
+}
+
+impl WaitFor {
+    /// Records that task `waiter` blocks on future `target`; returns false, recording nothing,
+    /// if that would close a cycle.
+    pub(crate) fn block(&mut self, waiter: usize, target: usize) -> bool {
+        let mut at = target;
+        loop {
+            if at == waiter {
+                return false;
+            }
+            match self.edges.get(&at) {
+                Some(&next) => at = next,
+                None => break,
+            }
+        }
+        self.edges.insert(waiter, target);
+        true
+    }
+
+    /// Removes `waiter`'s edge: its wait ended.
+    pub(crate) fn unblock(&mut self, waiter: usize) {
+        self.edges.remove(&waiter);
+    }
+}
