@@ -217,11 +217,28 @@ impl<T> Future<T> {
         if !this.header().release_consumer_unless_last() {
             return Err(Error::Shared);
         }
-        // FINISHED implies PRODUCER_GONE (set in the same CAS), and we are the last consumer.
-        // SAFETY: sole owner of a FINISHED cell, synchronised by the Acquire loads above.
+        // We are the last consumer, and under FINISHED only readers touch the slot: it is ours.
+        // SAFETY: sole consumer of a FINISHED cell, synchronised by the Acquire loads above; the
+        // producer (if still there) never reads the slot, it only releases its share.
         let outcome = unsafe { this.cell().take_slot() };
-        // SAFETY: the outcome was moved out; nobody else can reach the cell.
-        unsafe { Cell::free_emptied(this.cell) };
+        if this
+            .header()
+            .load(ord::FAST_PATH_LOAD)
+            .has(word::PRODUCER_GONE)
+        {
+            // SAFETY: the outcome was moved out; nobody else can reach the cell.
+            unsafe { Cell::free_emptied(this.cell) };
+        } else {
+            // A task run inline by a waiter (`Blocking::run_inline`) finishes without its
+            // producer: the queued `Task` still holds a share and frees the cell if it releases
+            // last. Leave it a harmless outcome to drop in place of the one we moved out.
+            // SAFETY: the slot is ours (above) and now uninitialised.
+            unsafe { this.cell().write_slot(Err(Failure::abandoned())) };
+            if this.header().release_consumer() {
+                // SAFETY: we were the last consumer and the producer is gone (synchronised).
+                unsafe { Cell::free(this.cell) };
+            }
+        }
         outcome.map_err(Error::Failed)
     }
 }
