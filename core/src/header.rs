@@ -19,8 +19,19 @@ use crate::word::{self, CONSUMERS_GONE, LOCK, PRODUCER_GONE, Snapshot};
 pub struct Header {
     state: AtomicPtr<Node>,
     consumers: AtomicUsize,
-    /// How to free this cell and, for task cells, how to run it; fixed at creation.
-    ops: &'static CellOps,
+    /// How to free this cell and, for task cells, how to run it; fixed at creation and never
+    /// written again.
+    ///
+    /// In an `UnsafeCell` although it never changes: `&Header` is the receiver of the calls
+    /// whose CAS hands the cell to another party (`finish`, `cas`, `set_flag`, ...), and that
+    /// party may free the cell before the call returns. Stacked Borrows protects the bytes of a
+    /// reference argument that are not interior-mutable for the whole call, so a plain field
+    /// here made that free undefined behaviour (Miri: "would remove [SharedReadOnly ..] which
+    /// is strongly protected", in the loom-tests twins `into_result_drop_set`,
+    /// `poll_repoll_set` and `poll_drop_set`). Every byte of `Header` is interior-mutable, as
+    /// `Arc`'s counters are, so a `&Header` never pins the allocation. Plain `core` cell, not
+    /// the loom shim: nothing synchronises through it.
+    ops: core::cell::UnsafeCell<&'static CellOps>,
 }
 
 /// The typed operations of a cell, reached through its header.
@@ -85,12 +96,13 @@ impl Header {
         Self {
             state: AtomicPtr::new(Snapshot::from_tags(word::PENDING).0),
             consumers: AtomicUsize::new(1),
-            ops,
+            ops: core::cell::UnsafeCell::new(ops),
         }
     }
 
     pub(crate) fn ops(&self) -> &'static CellOps {
-        self.ops
+        // SAFETY: written only by `new`, so no read can race with a write.
+        unsafe { *self.ops.get() }
     }
 
     #[inline(always)]
