@@ -36,7 +36,8 @@
 //! returns [`Idle::Exit`] only once it loaded a word with `CLOSED` and no `SUBMITTER`, and then
 //! found the queue empty: every submit that was admitted has pushed by then (its `end_submit`
 //! precedes that value), and no later submit is admitted. A worker that finds `CLOSED` with a
-//! submit still in flight sleeps; that submit's `end_submit` sees `CLOSED` and wakes everyone.
+//! submit still in flight sleeps; that submit's `end_submit` sees `CLOSED` and wakes everyone,
+//! and so does a submit refused after counting itself in, if it finds a sleeper.
 //! `BROKEN` ([`mark_broken`](Control::mark_broken)) makes workers exit at once (the breaker
 //! drains the queue itself).
 
@@ -92,8 +93,15 @@ impl Parker {
 
     /// Parks until notified; `park` may return spuriously, so the flag is the condition.
     fn park_until_notified(&self) {
-        // ORDERING: Acquire: pairs with `notify`'s Release store.
-        while !self.notified.swap(false, Ordering::Acquire) {
+        // A CAS rather than `swap(false)`: the same operation, but loom 0.7.2's `swap` can read a
+        // stale value here (tokio-rs/loom#389), which made a correct model report a lost wake.
+        // ORDERING: Acquire on success: pairs with `notify`'s Release store; Relaxed on failure:
+        // nothing is read, the thread parks and tries again.
+        while self
+            .notified
+            .compare_exchange(true, false, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
             thread::park();
         }
     }
@@ -169,9 +177,13 @@ impl Control {
         };
         match refused {
             Some(why) => {
-                // ORDERING: Release: a closer waiting for the count to drop reads nothing of
-                // ours, but a refused submit must not look like an admitted one to it.
-                self.word.fetch_sub(SUBMITTER, Ordering::Release);
+                // ORDERING: Relaxed: a refused submit pushed nothing for anyone to see.
+                let before = self.word.fetch_sub(SUBMITTER, Ordering::Relaxed);
+                if before & SLEEPER_MASK != 0 {
+                    // A worker that saw our SUBMITTER after shutdown went to sleep waiting for
+                    // it to finish (found by the loom model `shutdown_races_with_a_submit`).
+                    self.wake_all();
+                }
                 Err(why)
             }
             None => Ok(()),
