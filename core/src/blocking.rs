@@ -30,7 +30,11 @@ impl<T> Future<T> {
     /// assert_eq!(future.result().unwrap().len(), 3);
     /// ```
     pub fn result(&self) -> Result<&T, Error> {
-        self.outcome_after(wait(self.raw_header(), None))
+        // The done case stays inline in the caller; only a real wait leaves it.
+        match self.try_result() {
+            Some(outcome) => outcome,
+            None => self.outcome_after(wait(self.raw_header(), None)),
+        }
     }
 
     /// Waits at most `timeout` for the outcome (Python's `result(timeout)`).
@@ -215,8 +219,11 @@ fn give_up(header: &Header, waiter: &ThreadWaiter) -> bool {
 /// Spins briefly (then yields a few times) hoping the future completes before we park:
 /// a cross-CPU wake-up costs tens of microseconds here, a spin a fraction of one.
 fn spin_until_final(header: &Header) -> bool {
-    const SPIN_ROUNDS: u32 = 7;
-    const YIELDS: u32 = 4;
+    // Measured (benches `compare`, pingpong placements): 5 rounds (31 pauses, about 0.9 µs
+    // on this machine) then 8 yields keep a cross-CPU round trip under 1 µs and bring the
+    // shared-CPU round trip from 1.9x to about 1x the parking peers; 7/4 spun 3.5 µs.
+    const SPIN_ROUNDS: u32 = 5;
+    const YIELDS: u32 = 8;
     if cfg!(concur_loom) || !spinning_helps() {
         return false;
     }

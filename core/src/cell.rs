@@ -33,6 +33,7 @@ impl<T> PlainOps<T> {
 
 /// # Safety
 /// As [`Cell::free`]; `header` heads a plain `Cell<T>` allocation.
+#[inline]
 unsafe fn free_plain<T>(header: NonNull<Header>, outcome_taken: bool) {
     let cell = header.cast::<Cell<T>>();
     // SAFETY: exclusive access per the contract.
@@ -108,9 +109,19 @@ impl<T> Cell<T> {
     /// # Safety
     /// Both ownership flags are set (or the caller is the last consumer with the producer gone),
     /// the caller has synchronised with every other party, and nobody uses `cell` afterwards.
+    #[inline]
     pub(crate) unsafe fn free(cell: NonNull<Self>) {
-        // SAFETY: per the contract; the ops match the allocation (set at creation).
-        unsafe { (cell.as_ref().header.ops().free)(cell.cast(), false) };
+        // SAFETY: per the contract.
+        let ops = unsafe { cell.as_ref() }.header.ops();
+        if ops.task.is_none() {
+            // Plain cells (the common case) are freed inline.
+            // SAFETY: a cell without task ops is a plain `Cell<T>` allocation (only `Cell::alloc`
+            // makes one), so `free_plain::<T>` is exactly its `ops.free`.
+            unsafe { free_plain::<T>(cell.cast(), false) };
+        } else {
+            // SAFETY: per the contract; the ops match the allocation (set at creation).
+            unsafe { (ops.free)(cell.cast(), false) };
+        }
     }
 
     /// Frees the cell whose outcome was already moved out.

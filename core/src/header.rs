@@ -92,6 +92,7 @@ pub(crate) enum Unlink {
 
 impl Header {
     /// A header for a fresh cell: PENDING, empty list, one consumer.
+    #[inline]
     pub(crate) fn new(ops: &'static CellOps) -> Self {
         Self {
             state: AtomicPtr::new(Snapshot::from_tags(word::PENDING).0),
@@ -100,6 +101,7 @@ impl Header {
         }
     }
 
+    #[inline]
     pub(crate) fn ops(&self) -> &'static CellOps {
         // SAFETY: written only by `new`, so no read can race with a write.
         unsafe { *self.ops.get() }
@@ -164,6 +166,7 @@ impl Header {
     /// the list, unless the phase is already final (or, when cancelling, RUNNING).
     /// `producer_done` also sets PRODUCER_GONE in the same CAS: the producer's last touch of
     /// the cell.
+    #[inline]
     pub(crate) fn finish(&self, outcome: usize, producer_done: bool) -> Finish {
         let cancelling = outcome == word::CANCELLED;
         let gone = if producer_done { PRODUCER_GONE } else { 0 };
@@ -222,6 +225,7 @@ impl Header {
     }
 
     /// Moves PENDING to RUNNING. Returns false if the future was cancelled.
+    #[inline]
     pub(crate) fn start(&self) -> bool {
         let mut current = self.load(ord::RETRY);
         loop {
@@ -243,6 +247,7 @@ impl Header {
     }
 
     /// Moves PENDING to RUNNING, and says whether this caller did it.
+    #[inline]
     pub(crate) fn claim(&self) -> Claim {
         let mut current = self.load(ord::RETRY);
         loop {
@@ -348,6 +353,7 @@ impl Header {
     }
 
     /// Adds a consumer handle.
+    #[inline]
     pub(crate) fn add_consumer(&self) {
         // ORDERING: Relaxed, as `Arc::clone`: a new handle is made from an existing one, which
         // already keeps the cell alive.
@@ -359,6 +365,7 @@ impl Header {
     }
 
     /// Drops a consumer handle. Returns true if the caller must now free the cell.
+    #[inline]
     pub(crate) fn release_consumer(&self) -> bool {
         if self.is_sole_consumer() && self.load(ord::FAST_PATH_LOAD).has(PRODUCER_GONE) {
             // The last consumer with the producer gone owns the cell: free with plain loads.
@@ -373,6 +380,7 @@ impl Header {
     }
 
     /// Whether the caller's handle is the only consumer left.
+    #[inline]
     pub(crate) fn is_sole_consumer(&self) -> bool {
         // ORDERING: Acquire pairs with the Release decrement of every other handle's drop, so a
         // caller that goes on to free or move out of the cell sees their uses as finished.
@@ -381,6 +389,7 @@ impl Header {
 
     /// Drops one consumer handle unless it is the last; returns true if it was the last (the
     /// caller keeps ownership of its reference in that case).
+    #[inline]
     pub(crate) fn release_consumer_unless_last(&self) -> bool {
         if self.is_sole_consumer() {
             return true;

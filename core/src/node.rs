@@ -84,7 +84,21 @@ impl Node {
 /// The caller detached `head` from a state word in the CAS that made its phase final (or that
 /// released LOCK on a final phase), so it owns every node of the list; `outcome` is that final
 /// word.
+#[inline]
 pub(crate) unsafe fn fire_all(head: *mut Node, outcome: Snapshot) {
+    // Most completions find nobody waiting: keep that path a compare in the caller.
+    if !head.is_null() {
+        // SAFETY: the caller's contract, passed on.
+        unsafe { fire_list(head, outcome) };
+    }
+}
+
+/// [`fire_all`] for a non-empty list.
+///
+/// # Safety
+/// As [`fire_all`].
+#[cold]
+unsafe fn fire_list(head: *mut Node, outcome: Snapshot) {
     let mut callbacks: *mut Node = core::ptr::null_mut();
     let mut cursor = head;
     while let Some(node) = NonNull::new(cursor) {
