@@ -11,7 +11,9 @@
 //!    refused submit, on whatever thread that happens) counts it down in the scope's
 //!    `pending` counter, after the closure and its captures are gone. The scope waits for the
 //!    counter to reach zero.
-//! 2. **Every future is done.** The scope keeps its own handle to each future and waits on it.
+//! 2. **Every future is done.** The scope keeps its own handle to each future and waits on it
+//!    (again and again until no new entry appears: scoped tasks may submit more, but not once
+//!    every closure is gone).
 //!    After a future is done, the thread that completed it touches only the cell's header and
 //!    waiter nodes, never the output: nobody can add a done-callback that reads it, because a
 //!    [`ScopedFuture`] does not hand out its inner [`Future`].
@@ -115,10 +117,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let (task, future) = unsafe { Task::new_unchecked(self.shared.id, move || work.call()) };
         self.shared.execute(task)?;
         let entry: Box<dyn Entry + Send + 'env> = Box::new(EntryFor(future.clone()));
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(entry);
+        self.entries().push(entry);
         Ok(ScopedFuture {
             future,
             _scope: PhantomData,
@@ -127,15 +126,36 @@ impl<'scope, 'env> Scope<'scope, 'env> {
 
     /// Waits for every task, then drops every output here (module docs).
     fn finish(&self) {
-        let entries =
-            core::mem::take(&mut *self.entries.lock().unwrap_or_else(PoisonError::into_inner));
-        for entry in &entries {
-            entry.wait();
+        let mut done = Vec::new();
+        loop {
+            let batch = core::mem::take(&mut *self.entries());
+            if batch.is_empty() {
+                // Scoped tasks may still submit more; once every closure is gone none can.
+                self.data.wait_for_all();
+                if self.entries().is_empty() {
+                    break;
+                }
+                continue;
+            }
+            for entry in &batch {
+                entry.wait();
+            }
+            done.extend(batch);
         }
-        self.data.wait_for_all();
-        for entry in entries {
-            entry.finish();
+        // Drop every output here even if one's `Drop` panics, then re-raise the first panic.
+        let mut panic = None;
+        for entry in done {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| entry.finish())) {
+                panic.get_or_insert(payload);
+            }
         }
+        if let Some(payload) = panic {
+            resume_unwind(payload);
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<Box<dyn Entry + Send + 'env>>> {
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 

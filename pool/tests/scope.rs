@@ -193,3 +193,32 @@ fn scoped_tasks_cancelled_by_shutdown_are_dropped_before_the_scope_returns() {
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     blocker.result().unwrap();
 }
+
+/// A scoped task that submits another one late (after the scope's closure returned and the
+/// scope started waiting): the late task is waited for and its output dropped in the scope.
+#[test]
+fn late_nested_submits_are_waited_for_and_their_outputs_dropped_inside() {
+    struct Recorded<'a>(&'a AtomicUsize);
+    impl Drop for Recorded<'_> {
+        fn drop(&mut self) {
+            thread::sleep(Duration::from_millis(1));
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let dropped = AtomicUsize::new(0);
+    let pool = ThreadPool::new(2).unwrap();
+    pool.scope(|s| {
+        let dropped = &dropped;
+        s.submit(move || {
+            thread::sleep(Duration::from_millis(30));
+            let inner = s.submit(move || {
+                thread::sleep(Duration::from_millis(30));
+                Recorded(dropped)
+            });
+            assert!(inner.is_ok());
+            Recorded(dropped)
+        })
+        .unwrap();
+    });
+    assert_eq!(dropped.load(Ordering::SeqCst), 2);
+}
