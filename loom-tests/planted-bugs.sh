@@ -48,6 +48,7 @@ jobs="${CARGO_BUILD_JOBS:-2}"
 model_timeout="${PLANTED_MODEL_TIMEOUT:-300}"
 miri_seeds="${PLANTED_MIRI_SEEDS:-0..16}"
 work="$CARGO_TARGET_DIR/planted"
+[[ "$work" == /* ]] || work="$(pwd)/$work"
 logs="$work/logs"
 mkdir -p "$work/wrappers" "$logs"
 
@@ -71,7 +72,9 @@ reason() {
     why=$(grep -m1 -A1 'panicked at' "$log" | tail -n1)
     [[ -n "$why" ]] || why=$(grep -m1 -E 'concur: |deadlock|leak|timed out|SIGSEGV' "$log")
     [[ -n "$why" ]] || why="exit status $(tail -n1 "$log")"
-    printf '%s: %s' "${model:-${2:-?}}" "$(cut -c1-100 <<<"$why")"
+    # Loom's words for a loom object (an atomic or cell) used after its owner dropped it.
+    why=${why/\[loom internal bug\] unexpected object stored at reference/use after free of a loom object (loom: \"unexpected object stored at reference\")}
+    printf '%s: %s' "${model:-${2:-?}}" "$(cut -c1-110 <<<"$why")"
 }
 
 # Runs a test executable (extra args: test filters) under a timeout; logs to $1.
@@ -119,7 +122,7 @@ for plant in "${plants[@]}"; do
     wrapper="$work/wrappers/$bug"
     printf '#!/bin/sh\nexec "$@" --cfg '\''concur_bug="%s"'\''\n' "$bug" >"$wrapper"
     chmod +x "$wrapper"
-    exes=$(build "$(pwd)/$wrapper" "$logs/$bug.build.log")
+    exes=$(build "$wrapper" "$logs/$bug.build.log")
     if [[ -z "$exes" ]]; then
         printf '%-26s MISSED (build failed, see %s)\n' "$bug" "$logs/$bug.build.log"
         missed=$((missed + 1))
@@ -129,7 +132,9 @@ for plant in "${plants[@]}"; do
     # The models meant to catch it, one process each, then every model of every loom target.
     for model in $first; do
         for exe in $exes; do
-            "$exe" --list --format terse 2>/dev/null | grep -qx "$model: test" || continue
+            # Listed first, then searched: `list | grep -q` can kill the lister with SIGPIPE.
+            list=$("$exe" --list --format terse 2>/dev/null)
+            grep -qx "$model: test" <<<"$list" || continue
             if ! run_models "$logs/$bug.loom.log" "$exe" --exact "$model"; then
                 verdict="caught by loom  ($(reason "$logs/$bug.loom.log" "$model"))"
                 break 2
