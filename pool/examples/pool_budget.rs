@@ -26,6 +26,28 @@ fn throughput(pool: &ThreadPool, tasks: usize) -> f64 {
     tasks as f64 / elapsed.as_secs_f64()
 }
 
+/// The submitting thread's two halves, timed apart: queueing `tasks` while the only worker is
+/// held, then reading every result.
+fn phases(tasks: usize) -> (f64, f64) {
+    let pool = ThreadPool::new(1).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let gate = pool.submit(move || rx.recv().unwrap()).unwrap();
+    let start = Instant::now();
+    let futures: Vec<_> = (0..tasks).map(|_| pool.submit(|| ()).unwrap()).collect();
+    let submit = start.elapsed().as_nanos() as f64 / tasks as f64;
+    tx.send(()).unwrap();
+    gate.result().unwrap();
+    for f in &futures {
+        f.wait();
+    }
+    let start = Instant::now();
+    for f in futures {
+        f.result().unwrap();
+    }
+    let results = start.elapsed().as_nanos() as f64 / tasks as f64;
+    (submit, results)
+}
+
 fn round_trip(pool: &ThreadPool, tasks: usize) -> Duration {
     let start = Instant::now();
     for _ in 0..tasks {
@@ -45,6 +67,11 @@ fn main() {
         runs.iter().copied().fold(0.0, f64::max) / 1e6,
     );
     drop(pool);
+
+    let (submit, results) = phases(100_000);
+    println!(
+        "submitting thread alone: submit {submit:.0} ns, result + drop {results:.0} ns per task"
+    );
 
     let pool = ThreadPool::new(1).unwrap();
     round_trip(&pool, 10_000);

@@ -85,7 +85,7 @@ impl ThreadPool {
 /// Submits tasks that may borrow anything that outlives the scope (`'env`); see
 /// [`ThreadPool::scope`].
 ///
-/// Invariant: every task submitted through it has a [`ScopedWork`] counted in `data.pending`
+/// Invariant: every task submitted through it has a `ScopedWork` counted in `data.pending`
 /// until its closure is gone, and an entry in `entries` holding a handle to its future.
 pub struct Scope<'scope, 'env: 'scope> {
     shared: Arc<Shared>,

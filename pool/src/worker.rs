@@ -11,8 +11,11 @@ use crate::BrokenThreadPool;
 use crate::pool::Shared;
 use crate::sleep::{Idle, Parker};
 
-/// Spin rounds (exponential backoff, 1 to 64 pauses) before a worker starts yielding.
-const SPIN_ROUNDS: u32 = 7;
+/// Spin rounds (exponential backoff, 1 to 4 pauses) before a worker starts yielding. Short: on
+/// a machine with more runnable threads than cores a pausing worker takes CPU from the thread
+/// that would submit its next task, while a yielding one gives it back (measured with
+/// `examples/pool_budget.rs`: 127 pauses lost both throughput and round-trip time to 7).
+const SPIN_ROUNDS: u32 = 3;
 /// Yield rounds after spinning, before a worker sleeps. Together with the spin this keeps an
 /// idle worker awake for some tens of microseconds: long enough for a submit-then-result loop
 /// never to pay a wake-up, short enough that an idle pool uses no CPU after a millisecond.
