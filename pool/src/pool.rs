@@ -32,7 +32,9 @@ static POOLS: AtomicUsize = AtomicUsize::new(0);
 /// - **No self-deadlock.** A task that blocks on a future of its own pool that is still queued
 ///   runs it inline instead; a task whose wait would close a wait-for cycle between the pool's
 ///   running tasks gets [`Error::Deadlock`](concur_core::Error::Deadlock) instead of hanging
-///   (single-future waits: `result`, `error`, `wait`, `into_result` and their timed forms).
+///   (single-future waits: `result`, `error`, `wait`, `into_result` and their timed forms;
+///   `concur_core::wait` and `as_completed` block without asking, and a cycle that passes
+///   through another pool's tasks is not seen).
 /// - **Handles.** `ThreadPool` is a cheap cloneable handle. Dropping the last one shuts the pool
 ///   down as `shutdown(wait = true, cancel_futures = false)`: queued work runs, then the
 ///   workers are joined (Python's `with` block).
