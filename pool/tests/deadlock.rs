@@ -31,8 +31,10 @@ fn seeds_wait_on_future_with_one_worker_completes() {
 /// What each of the seeds' functions returns: its own value, and how its wait ended.
 type Outcome = (u32, Result<u32, String>);
 
-fn wait_on(slot: &OnceLock<Future<Outcome>>, own: u32) -> Outcome {
-    thread::sleep(Duration::from_millis(50)); // the seeds' time.sleep(5), shortened
+fn wait_on(slot: &OnceLock<Future<Outcome>>, gate: &Barrier, own: u32) -> Outcome {
+    // The seeds' time.sleep(5), so that both tasks run before either waits; a barrier (with
+    // the thread that fills the slots) makes it certain rather than likely.
+    gate.wait();
     let seen = match slot.get().unwrap().result() {
         Ok((value, _)) => Ok(*value),
         Err(Error::Deadlock) => Err("deadlock".to_owned()),
@@ -49,18 +51,20 @@ fn seeds_wait_on_a_and_wait_on_b_report_the_cycle() {
     let executor = ThreadPool::new(2).unwrap();
     let a_slot: Arc<OnceLock<Future<Outcome>>> = Arc::default();
     let b_slot: Arc<OnceLock<Future<Outcome>>> = Arc::default();
+    let gate = Arc::new(Barrier::new(3));
     let wait_on_b = {
-        let b = b_slot.clone();
-        move || wait_on(&b, 5) // print(b.result()): b is waiting on a
+        let (b, gate) = (b_slot.clone(), gate.clone());
+        move || wait_on(&b, &gate, 5) // print(b.result()): b is waiting on a
     };
     let wait_on_a = {
-        let a = a_slot.clone();
-        move || wait_on(&a, 6) // print(a.result()): a is waiting on b
+        let (a, gate) = (a_slot.clone(), gate.clone());
+        move || wait_on(&a, &gate, 6) // print(a.result()): a is waiting on b
     };
     let a = executor.submit(wait_on_b).unwrap();
     let b = executor.submit(wait_on_a).unwrap();
     a_slot.set(a.clone()).unwrap();
     b_slot.set(b.clone()).unwrap();
+    gate.wait();
 
     let (a_value, a_saw) = a.result_timeout(Duration::from_secs(10)).unwrap().clone();
     let (b_value, b_saw) = b.result_timeout(Duration::from_secs(10)).unwrap().clone();
