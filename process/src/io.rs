@@ -245,6 +245,9 @@ impl Io {
     fn run(&mut self) {
         loop {
             self.take_requests();
+            // Settle dead workers first: their unstarted calls go back to the queue, which the
+            // steps below hand out (or start replacements for).
+            self.reap();
             self.assign();
             self.spawn_needed();
             for worker in &mut self.workers {
@@ -252,7 +255,6 @@ impl Io {
             }
             self.close_finished_pipes();
             self.check_timers(Instant::now());
-            self.reap();
             if self.finished() {
                 break;
             }
@@ -364,10 +366,17 @@ impl Io {
             .iter()
             .filter(|w| w.phase != Phase::Ready && w.alive())
             .count();
+        let live = self
+            .workers
+            .iter()
+            .filter(|w| w.alive() && !w.retiring)
+            .count();
+        let can_grow = live < self.config.max_workers;
         let mut state = self.shared.lock();
         while !state.queue.is_empty() {
-            // The least loaded worker with room; a busy one only if no starting worker will
-            // want this call.
+            // The least loaded worker with room. A busy one gets more (prefetch) only when no
+            // worker can be added and no starting one will want this call: a call queued behind
+            // a long task waits for it, so a fresh worker is better.
             let Some(worker) = self
                 .workers
                 .iter_mut()
@@ -376,7 +385,7 @@ impl Io {
             else {
                 break;
             };
-            if !worker.in_flight.is_empty() && state.queue.len() <= starting {
+            if !worker.in_flight.is_empty() && (can_grow || state.queue.len() <= starting) {
                 break;
             }
             let Some(mut job) = state.queue.pop_front() else {

@@ -229,6 +229,10 @@ where
 /// `serde::Serialize` (a missing `-> R` means `()`). Generic and `async` functions are not
 /// supported. Several functions may be declared in one block.
 ///
+/// Like any `const`, a task's name is a pattern in its module: there, `let square = 3;` or
+/// `for pid in ..` do not compile when tasks named `square` or `pid` are in scope. Declaring
+/// tasks in a module of their own and referring to them by path (`tasks::square`) avoids that.
+///
 /// # Examples
 ///
 /// ```
