@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench -p concur-benches --bench core
 //! cargo bench -p concur-benches --bench core -- core/pingpong   # one group
+//! cargo bench -p concur-benches --bench core -- core/wait_any    # wait_any/1 .. wait_any/10000
 //! ```
 
 // `criterion_group!` generates an undocumented public function.
@@ -13,7 +14,7 @@ use std::time::Duration;
 use concur_benches::affinity;
 use concur_benches::contender::Scenario;
 use concur_benches::scenarios::pingpong::rally::Placement;
-use concur_benches::scenarios::{pingpong, same_thread};
+use concur_benches::scenarios::{as_completed, pingpong, same_thread, wait_any};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn group(c: &mut Criterion, scenario: &Scenario) {
@@ -50,6 +51,23 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
+fn core_wait_any(c: &mut Criterion) {
+    for n in wait_any::SIZES {
+        group(c, &wait_any::wake_scenario(n));
+    }
+}
+
+fn core_wait_register(c: &mut Criterion) {
+    for n in wait_any::SIZES {
+        group(c, &wait_any::register_scenario(n));
+    }
+}
+
+/// Times whole calls over 100,000 done futures (divide by 100,000 for `compare`'s figure).
+fn core_as_completed(c: &mut Criterion) {
+    group(c, &as_completed::scenario(as_completed::FUTURES));
+}
+
 fn core_pingpong_split(c: &mut Criterion) {
     if let Some((a, b)) = affinity::two_allowed_cpus() {
         group(
@@ -62,6 +80,7 @@ fn core_pingpong_split(c: &mut Criterion) {
 criterion_group! {
     name = core;
     config = config();
-    targets = core_same_thread, core_pingpong, core_pingpong_pinned, core_pingpong_split
+    targets = core_same_thread, core_pingpong, core_pingpong_pinned, core_pingpong_split,
+        core_wait_any, core_wait_register, core_as_completed
 }
 criterion_main!(core);

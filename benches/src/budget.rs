@@ -4,17 +4,64 @@
 
 use crate::footprint::Footprint;
 use crate::measure::Measured;
-use crate::scenarios::{pingpong, same_thread};
+use crate::python;
+use crate::scenarios::pool::{self, IdleCpu};
+use crate::scenarios::{as_completed, pingpong, same_thread, wait_any};
 
 /// One budget's verdict.
 #[derive(Debug, Clone)]
 pub struct Verdict {
     /// Short name of the budget.
     pub name: String,
-    /// Whether the measured figure meets it.
-    pub met: bool,
+    /// Met, missed, or not judged (a peer it needs was not measured).
+    pub status: Status,
     /// The figure behind the verdict.
     pub figure: String,
+}
+
+impl Verdict {
+    fn new(name: impl Into<String>, met: bool, figure: String) -> Self {
+        Self {
+            name: name.into(),
+            status: if met { Status::Met } else { Status::Missed },
+            figure,
+        }
+    }
+
+    fn skipped(name: impl Into<String>, why: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            status: Status::Skipped,
+            figure: why.into(),
+        }
+    }
+
+    /// Whether the budget is met.
+    pub fn met(&self) -> bool {
+        self.status == Status::Met
+    }
+}
+
+/// A verdict's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The figure meets the budget.
+    Met,
+    /// It does not.
+    Missed,
+    /// Not judged: something it needs was not measured.
+    Skipped,
+}
+
+impl Status {
+    /// `met`, `missed` or `skipped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Met => "met",
+            Status::Missed => "missed",
+            Status::Skipped => "skipped",
+        }
+    }
 }
 
 /// The measured contenders of one scenario run.
@@ -37,7 +84,11 @@ const OURS: &str = "ours/result";
 const OURS_INTO: &str = "ours/into_result";
 
 /// Judges every budget the results cover; budgets whose scenario was not run are left out.
-pub fn judge(results: &[ScenarioResult], footprints: &[Footprint]) -> Vec<Verdict> {
+pub fn judge(
+    results: &[ScenarioResult],
+    footprints: &[Footprint],
+    idle: Option<&IdleCpu>,
+) -> Vec<Verdict> {
     let find = |name: &str| results.iter().find(|r| r.scenario == name);
     let mut verdicts = Vec::new();
     if let Some(r) = find(same_thread::NAME) {
@@ -78,6 +129,8 @@ pub fn judge(results: &[ScenarioResult], footprints: &[Footprint]) -> Vec<Verdic
             ));
         }
     }
+    verdicts.extend(wait_budgets(&find));
+    verdicts.extend(pool_budgets(&find, idle));
     verdicts
 }
 
@@ -104,11 +157,7 @@ fn ratio_budget(name: &str, r: &ScenarioResult, peers: &[&str], limit: f64) -> O
             into.ns / best.ns
         );
     }
-    Some(Verdict {
-        name: name.to_string(),
-        met: ratio <= limit,
-        figure,
-    })
+    Some(Verdict::new(name, ratio <= limit, figure))
 }
 
 fn same_thread_vs_oneshot(r: &ScenarioResult, footprints: &[Footprint]) -> Option<Verdict> {
@@ -128,9 +177,215 @@ fn same_thread_vs_oneshot(r: &ScenarioResult, footprints: &[Footprint]) -> Optio
         ),
         None => (false, "allocations not counted".to_string()),
     };
-    Some(Verdict {
-        name: "same_thread no slower than oneshot, at most 1 allocation".to_string(),
-        met: speed.met && alloc_met,
-        figure: format!("{}; {alloc_figure}", speed.figure),
-    })
+    Some(Verdict::new(
+        "same_thread no slower than oneshot, at most 1 allocation",
+        speed.met() && alloc_met,
+        format!("{}; {alloc_figure}", speed.figure),
+    ))
+}
+
+/// Nanoseconds for a reader: `812.4 ns`, `12.3 µs`, `1.18 ms`.
+pub fn human_ns(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{ns:.1} ns")
+    }
+}
+
+/// Ours at most `limit` times `peer` (a fraction: 1/2.7 means 2.7 times faster).
+fn at_most_times(name: &str, ours: &Measured, peer: Option<&Measured>, limit: f64) -> Verdict {
+    let Some(peer) = peer else {
+        return Verdict::skipped(name, "the peer was not measured (see the skip line above)");
+    };
+    let ratio = ours.ns / peer.ns;
+    Verdict::new(
+        name,
+        ratio <= limit,
+        format!(
+            "{} {} vs {} {}: ratio {ratio:.3} (limit {limit:.3}; {:.1}x faster)",
+            ours.name,
+            human_ns(ours.ns),
+            peer.name,
+            human_ns(peer.ns),
+            peer.ns / ours.ns
+        ),
+    )
+}
+
+const OURS_WAIT: &str = "ours/wait";
+const OURS_AS_COMPLETED: &str = "ours/as_completed";
+const OURS_SUBMIT: &str = "ours/submit";
+
+/// `wait` / `as_completed` (issue 3's budgets).
+fn wait_budgets<'a>(find: &impl Fn(&str) -> Option<&'a ScenarioResult>) -> Vec<Verdict> {
+    let mut verdicts = Vec::new();
+    let n = wait_any::BUDGET_SIZE;
+    if let Some(r) = find(wait_any::wake_name(n)) {
+        if let Some(ours) = r.get(OURS_WAIT) {
+            verdicts.push(Verdict::new(
+                "wait(FirstCompleted) over 10,000 pending: completion to return under 1 ms",
+                ours.ns < 1e6,
+                format!("{OURS_WAIT} {} (limit 1 ms)", human_ns(ours.ns)),
+            ));
+            verdicts.push(at_most_times(
+                "wait(FirstCompleted) over 10,000 pending: at most 1/2.7 of crossbeam Select's",
+                ours,
+                r.get("crossbeam"),
+                1.0 / 2.7,
+            ));
+            verdicts.push(at_most_times(
+                "wait(FirstCompleted) over 10,000 pending: at most 1/10 of CPython's",
+                ours,
+                r.get(python::PEER),
+                0.1,
+            ));
+        }
+    }
+    if let Some(r) = find(as_completed::NAME) {
+        if let Some(ours) = r.get(OURS_AS_COMPLETED) {
+            let cpython = r
+                .get(python::PEER)
+                .map_or("CPython not measured".to_string(), |p| {
+                    format!("CPython {} per future", human_ns(p.ns))
+                });
+            verdicts.push(Verdict::new(
+                "as_completed over 100,000 done futures: under 50 ns per future",
+                ours.ns < 50.0,
+                format!(
+                    "{OURS_AS_COMPLETED} {:.1} ns per future (limit 50 ns); {cpython}",
+                    ours.ns
+                ),
+            ));
+        }
+    }
+    verdicts.extend(registration_budget(find));
+    verdicts
+}
+
+/// Registration grows linearly in N: ours costs no more per future at 10,000 than twice its
+/// cost per future at 1,024; the slope (least squares over every N) is the figure.
+fn registration_budget<'a>(find: &impl Fn(&str) -> Option<&'a ScenarioResult>) -> Option<Verdict> {
+    let points = |name: &str| -> Vec<(f64, f64)> {
+        wait_any::SIZES
+            .iter()
+            .filter_map(|&n| {
+                let m = find(wait_any::register_name(n))?.get(name)?;
+                Some((n as f64, m.ns))
+            })
+            .collect()
+    };
+    let ours = points(OURS_AS_COMPLETED);
+    if ours.len() < wait_any::SIZES.len() {
+        return None;
+    }
+    let per_future = |n: usize| {
+        let (_, ns) = ours.iter().find(|p| p.0 == n as f64)?;
+        Some(ns / n as f64)
+    };
+    let (small, large) = (per_future(1_024)?, per_future(10_000)?);
+    let growth = large / small;
+    let slope_text = |name: &str| {
+        wait_any::slope(&points(name))
+            .map_or("not measured".to_string(), |s| format!("{s:.1} ns/future"))
+    };
+    Some(Verdict::new(
+        "wait/as_completed registration linear in N (slope reported)",
+        growth <= 2.0,
+        format!(
+            "ours slope {} (least squares over N = 1, 16, 1024, 10000); per future {small:.1} ns at N=1024, {large:.1} ns at N=10000 (growth {growth:.2}, limit 2.00); crossbeam slope {}; CPython slope {}",
+            slope_text(OURS_AS_COMPLETED),
+            slope_text("crossbeam"),
+            slope_text(python::PEER),
+        ),
+    ))
+}
+
+/// The thread pool (issue 4's budgets and DESIGN §6).
+fn pool_budgets<'a>(
+    find: &impl Fn(&str) -> Option<&'a ScenarioResult>,
+    idle: Option<&IdleCpu>,
+) -> Vec<Verdict> {
+    let mut verdicts = Vec::new();
+    let rate = |m: &Measured| format!("{} {:.2} M tasks/s", m.name, 1e3 / m.ns);
+    if let Some(r) = find(pool::THROUGHPUT) {
+        if let Some(ours) = r.get(OURS_SUBMIT) {
+            verdicts.push(Verdict::new(
+                "pool throughput (100k no-op submits then results, 2 workers): at least 6 M tasks/s",
+                ours.ns <= 1e9 / 6e6,
+                format!("{} ({:.1} ns per task; limit 166.7 ns)", rate(ours), ours.ns),
+            ));
+            let peers: Vec<&Measured> = r.measured.iter().filter(|m| !is_ours(m)).collect();
+            let fastest = peers.iter().min_by(|a, b| a.ns.total_cmp(&b.ns));
+            if let Some(fastest) = fastest {
+                let all: Vec<String> = peers.iter().map(|m| rate(m)).collect();
+                verdicts.push(Verdict::new(
+                    "pool throughput ahead of every peer",
+                    ours.ns < fastest.ns,
+                    format!(
+                        "{}; {} (ratio to the fastest peer {:.3})",
+                        rate(ours),
+                        all.join(", "),
+                        ours.ns / fastest.ns
+                    ),
+                ));
+            }
+            let name = "pool throughput at least 150x CPython's ThreadPoolExecutor";
+            verdicts.push(match r.get(python::PEER) {
+                Some(cpython) => {
+                    let speedup = cpython.ns / ours.ns;
+                    Verdict::new(
+                        name,
+                        speedup >= 150.0,
+                        format!(
+                            "{} vs {}: {speedup:.0}x (limit 150x)",
+                            rate(ours),
+                            rate(cpython)
+                        ),
+                    )
+                }
+                None => {
+                    Verdict::skipped(name, "CPython was not measured (see the skip line above)")
+                }
+            });
+        }
+    }
+    if let Some(r) = find(pool::ROUND_TRIP) {
+        if let Some(ours) = r.get(OURS_SUBMIT) {
+            let peers: Vec<String> = r
+                .measured
+                .iter()
+                .filter(|m| !is_ours(m))
+                .map(|m| format!("{} {}", m.name, human_ns(m.ns)))
+                .collect();
+            verdicts.push(Verdict::new(
+                "pool round trip (submit then result, unpinned): at most 2 µs",
+                ours.ns <= 2_000.0,
+                format!(
+                    "{OURS_SUBMIT} {} (limit 2 µs); {}",
+                    human_ns(ours.ns),
+                    peers.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(idle) = idle {
+        verdicts.push(Verdict::new(
+            "idle pool under 1% CPU after 10 ms",
+            idle.percent() < 1.0,
+            format!(
+                "{:.3}% of one CPU over {:?} after {:?} idle, {} workers started (getrusage {} µs; /proc/self/stat utime+stime {} ticks = {:.1}%)",
+                idle.percent(),
+                idle.window,
+                idle.settle,
+                idle.workers,
+                idle.used.precise.as_micros(),
+                idle.used.ticks,
+                idle.percent_from_ticks(),
+            ),
+        ));
+    }
+    verdicts
 }

@@ -6,11 +6,13 @@
 //! - [`measure`]: interleaved rounds and medians; [`budget`]: DESIGN §6 judged;
 //!   [`report`]: `compare`'s output.
 //! - [`alloc_count`], [`footprint`]: allocations per operation and handle sizes.
-//! - [`affinity`]: CPU pinning for the one-CPU scenarios.
+//! - [`affinity`]: CPU pinning for the one-CPU scenarios; [`procfs`]: thread states and CPU
+//!   time from `/proc`.
+//! - [`python`]: the CPython peer, `python/peers.py` run as a subprocess.
 //!
-//! Adding a scenario (wait_any, as_completed, pool, process): a module under `scenarios/`
-//! returning a `Scenario`, a criterion group in `benches/core.rs` (or a new bench file), a
-//! call in `src/bin/compare.rs`, and its budget in [`budget`].
+//! Adding a scenario (process): a module under `scenarios/` returning a `Scenario`, a
+//! criterion group in `benches/core.rs` or `benches/pool.rs` (or a new bench file), a call in
+//! `src/bin/compare.rs`, its budget in [`budget`], and its CPython figure in `python/peers.py`.
 
 pub mod affinity;
 pub mod alloc_count;
@@ -19,5 +21,7 @@ pub mod contender;
 pub mod footprint;
 pub mod measure;
 pub mod peers;
+pub mod procfs;
+pub mod python;
 pub mod report;
 pub mod scenarios;

@@ -28,6 +28,18 @@ impl Plan {
     };
 }
 
+impl Plan {
+    /// The same rounds with slices `divisor` times shorter: for a scenario whose untimed work
+    /// between operations (set-up, waiting for a partner to fall asleep) costs several times
+    /// the timed part, so that a slice's wall time stays near the plan's.
+    pub fn shorter_slices(self, divisor: u32) -> Plan {
+        Plan {
+            slice: self.slice / divisor.max(1),
+            ..self
+        }
+    }
+}
+
 /// One contender's result.
 #[derive(Debug, Clone)]
 pub struct Measured {
@@ -95,4 +107,16 @@ fn median(s: &[f64]) -> f64 {
     } else {
         (s[mid - 1] + s[mid]) / 2.0
     }
+}
+
+/// Multiplies every figure by `factor` (per call to per item, say).
+pub fn scale(measured: Vec<Measured>, factor: f64) -> Vec<Measured> {
+    measured
+        .into_iter()
+        .map(|m| Measured {
+            ns: m.ns * factor,
+            range: (m.range.0 * factor, m.range.1 * factor),
+            ..m
+        })
+        .collect()
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! scenario<TAB>peer<TAB>ours_ns<TAB>peer_ns<TAB>ratio      (ratio = ours / peer, lower is better)
-//! budget<TAB>name<TAB>met|missed<TAB>figure
+//! budget<TAB>name<TAB>met|missed|skipped<TAB>figure
 //! ```
 //!
 //! Rows compare `ours/result` under the scenario's own name and `ours/into_result` under
@@ -45,8 +45,13 @@ fn variant(name: &str) -> &str {
 pub fn verdicts(verdicts: &[Verdict]) -> String {
     let mut out = String::new();
     for v in verdicts {
-        let status = if v.met { "met" } else { "missed" };
-        let _ = writeln!(out, "budget\t{}\t{status}\t{}", v.name, v.figure);
+        let _ = writeln!(
+            out,
+            "budget\t{}\t{}\t{}",
+            v.name,
+            v.status.as_str(),
+            v.figure
+        );
     }
     out
 }

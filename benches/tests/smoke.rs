@@ -1,10 +1,13 @@
 //! Every contender of every scenario runs a few operations and shuts down cleanly (no hang,
-//! partner threads exit when their rally is dropped).
+//! partner threads exit when their rally or wait is dropped, pools shut down), and the CPython
+//! peer's script prints what `compare` reads.
 
-use concur_benches::affinity;
+use std::time::Duration;
+
 use concur_benches::contender::Scenario;
 use concur_benches::scenarios::pingpong::rally::Placement;
-use concur_benches::scenarios::{pingpong, same_thread};
+use concur_benches::scenarios::{as_completed, pingpong, pool, same_thread, wait_any};
+use concur_benches::{affinity, python};
 
 fn smoke(scenario: &Scenario) {
     for contender in &scenario.contenders {
@@ -36,5 +39,76 @@ fn pingpong_pinned_runs() {
 fn pingpong_split_runs() {
     if let Some((a, b)) = affinity::two_allowed_cpus() {
         smoke(&pingpong::scenario(pingpong::SPLIT, Placement::split(a, b)));
+    }
+}
+
+#[test]
+fn wait_any_runs() {
+    for n in [1, 16, 1_024] {
+        smoke(&wait_any::wake_scenario(n));
+    }
+}
+
+#[test]
+fn wait_register_runs() {
+    for n in [1, 16, 1_024] {
+        smoke(&wait_any::register_scenario(n));
+    }
+}
+
+#[test]
+fn as_completed_runs() {
+    smoke(&as_completed::scenario(1_000));
+}
+
+#[test]
+fn pool_round_trip_runs() {
+    smoke(&pool::round_trip_scenario());
+}
+
+#[test]
+fn pool_throughput_runs() {
+    // One batch each: 100,000 tasks per contender is plenty for a debug build.
+    for contender in &pool::throughput_scenario().contenders {
+        contender.start().run(1);
+    }
+}
+
+#[test]
+fn idle_pool_is_measured() {
+    if let Some(idle) = pool::idle_cpu(Duration::from_millis(10), Duration::from_millis(50)) {
+        assert_eq!(idle.workers, pool::WORKERS);
+        assert!(idle.percent() >= 0.0);
+    }
+}
+
+/// The CPython script runs and prints a figure for every scenario `compare` joins it to (or
+/// python3 is missing, which `compare` reports as a skip).
+#[test]
+fn python_peer_prints_every_figure() {
+    let run = python::Run {
+        quick: true,
+        smoke: true,
+        limit: Duration::from_secs(120),
+    };
+    let groups = ["wait_any", "wait_register", "as_completed", "pool"];
+    match python::measure(&groups, run) {
+        Ok(figures) => {
+            let mut expected: Vec<&str> = wait_any::SIZES
+                .iter()
+                .flat_map(|&n| [wait_any::wake_name(n), wait_any::register_name(n)])
+                .collect();
+            expected.extend([as_completed::NAME, pool::ROUND_TRIP, pool::THROUGHPUT]);
+            for scenario in expected {
+                let figure = figures
+                    .iter()
+                    .find(|f| f.scenario == scenario)
+                    .unwrap_or_else(|| panic!("no CPython figure for {scenario}"));
+                assert_eq!(figure.measured.name, python::PEER);
+                assert!(figure.measured.ns > 0.0, "{scenario}: {figure:?}");
+            }
+        }
+        Err(why) if why.contains("cannot run") => eprintln!("python3 missing: {why}"),
+        Err(why) => panic!("the CPython peer failed: {why}"),
     }
 }

@@ -8,17 +8,29 @@
 //! stderr. A missed budget is reported, never an error. Scenarios: `same_thread`, `pingpong`,
 //! `pingpong_pinned` (both threads pinned to one CPU), `pingpong_split` (each thread on its own
 //! CPU), `pingpong_1cpu` (run in a child process restricted to one CPU before anything else
-//! runs).
+//! runs), `wait_any/N` and `wait_register/N` (N = 1, 16, 1024, 10000), `as_completed`,
+//! `pool/round_trip`, `pool/throughput_100k` and `pool/idle_cpu`. `--only` takes scenario
+//! names or their groups (`wait_any`, `wait_register`, `pool`).
+//!
+//! The CPython peer (`python/peers.py`, run with `python3` or `$CONCUR_PYTHON`) joins the
+//! `wait_any`, `wait_register`, `as_completed` and `pool` scenarios as `cpython`; without
+//! python3, or with `--no-python`, a `skip` line says so:
+//!
+//! ```text
+//! skip<TAB>cpython<TAB>reason
+//! ```
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use concur_benches::alloc_count::{self, Counting};
 use concur_benches::budget::{self, ScenarioResult};
+use concur_benches::measure::Measured;
 use concur_benches::measure::{self, Plan};
 use concur_benches::scenarios::pingpong::rally::Placement;
-use concur_benches::scenarios::{pingpong, same_thread};
-use concur_benches::{affinity, footprint, report};
+use concur_benches::scenarios::{as_completed, pingpong, pool, same_thread, wait_any};
+use concur_benches::{affinity, footprint, python, report};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -27,6 +39,7 @@ const CHILD: &str = "--child";
 
 struct Options {
     quick: bool,
+    python: bool,
     only: Option<Vec<String>>,
     child: Option<String>,
 }
@@ -35,6 +48,7 @@ impl Options {
     fn parse() -> Result<Self, String> {
         let mut options = Options {
             quick: false,
+            python: true,
             only: None,
             child: None,
         };
@@ -42,6 +56,7 @@ impl Options {
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => options.quick = true,
+                "--no-python" => options.python = false,
                 "--only" => {
                     let list = args.next().ok_or("--only needs a scenario list")?;
                     options.only = Some(list.split(',').map(str::to_string).collect());
@@ -50,7 +65,11 @@ impl Options {
                 "--bench" => {} // passed by `cargo bench`; harmless here
                 "-h" | "--help" => {
                     return Err(
-                        "usage: compare [--quick] [--only same_thread,pingpong,pingpong_pinned,pingpong_split,pingpong_1cpu]"
+                        "usage: compare [--quick] [--no-python] [--only SCENARIO_OR_GROUP[,...]]\n\
+                         scenarios: same_thread pingpong pingpong_pinned pingpong_split pingpong_1cpu \
+                         wait_any/{1,16,1024,10000} wait_register/{1,16,1024,10000} as_completed \
+                         pool/round_trip pool/throughput_100k pool/idle_cpu\n\
+                         groups: wait_any wait_register pool"
                             .into(),
                     );
                 }
@@ -64,10 +83,16 @@ impl Options {
         if self.quick { Plan::QUICK } else { Plan::FULL }
     }
 
+    /// Whether `scenario` was asked for, by its name or its group (the part before `/`).
     fn wants(&self, scenario: &str) -> bool {
+        let group = scenario.split('/').next().unwrap_or(scenario);
         self.only
             .as_ref()
-            .is_none_or(|only| only.iter().any(|s| s == scenario))
+            .is_none_or(|only| only.iter().any(|s| s == scenario || s == group))
+    }
+
+    fn wants_any(&self, scenarios: &[&str]) -> bool {
+        scenarios.iter().any(|s| self.wants(s))
     }
 }
 
@@ -122,16 +147,7 @@ fn parent(options: &Options) {
     let mut results = Vec::new();
     let mut run = |name: &'static str,
                    scenario: &dyn Fn() -> concur_benches::contender::Scenario| {
-        if !options.wants(name) {
-            return;
-        }
-        eprintln!("compare: measuring {name} ...");
-        let result = ScenarioResult {
-            scenario: name.to_string(),
-            measured: measure::measure(&scenario(), plan),
-        };
-        eprint!("{}", report::details(&result));
-        results.push(result);
+        measure_into(&mut results, options, name, plan, scenario, |m| m);
     };
     run(same_thread::NAME, &same_thread::scenario);
     run(pingpong::NAME, &|| {
@@ -173,14 +189,232 @@ fn parent(options: &Options) {
         }
     }
 
+    let mut python = PythonPeer::new(options);
+    wait_scenarios(options, plan, &mut results, &mut python);
+    let idle = pool_scenarios(options, plan, &mut results, &mut python);
+
     for result in &results {
         print!("{}", report::rows(result));
     }
+    for why in &python.skipped {
+        println!("skip\t{}\t{why}", python::PEER);
+    }
     print!(
         "{}",
-        report::verdicts(&budget::judge(&results, &footprints))
+        report::verdicts(&budget::judge(&results, &footprints, idle.as_ref()))
     );
     eprintln!("compare: done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Measures `scenario` (if asked for) into `results`, its figures passed through `adjust`
+/// (per call to per item, say). A contender that panics skips the scenario with a line
+/// saying so; the rest of the run goes on.
+fn measure_into(
+    results: &mut Vec<ScenarioResult>,
+    options: &Options,
+    name: &'static str,
+    plan: Plan,
+    scenario: &dyn Fn() -> concur_benches::contender::Scenario,
+    adjust: impl FnOnce(Vec<Measured>) -> Vec<Measured>,
+) {
+    if !options.wants(name) {
+        return;
+    }
+    eprintln!("compare: measuring {name} ...");
+    let started = Instant::now();
+    match catch_unwind(AssertUnwindSafe(|| measure::measure(&scenario(), plan))) {
+        Ok(measured) => {
+            let result = ScenarioResult {
+                scenario: name.to_string(),
+                measured: adjust(measured),
+            };
+            eprint!("{}", report::details(&result));
+            eprintln!("  ({name} took {:.1} s)", started.elapsed().as_secs_f64());
+            results.push(result);
+        }
+        Err(_) => eprintln!("compare: skipping {name}: a contender panicked (message above)"),
+    }
+}
+
+/// The CPython peer: runs `python/peers.py` per group and remembers why it skipped.
+struct PythonPeer {
+    enabled: bool,
+    quick: bool,
+    /// Why CPython figures are missing, one line each.
+    skipped: Vec<String>,
+    /// After one run is killed for time, later ones are skipped.
+    gave_up: bool,
+}
+
+impl PythonPeer {
+    fn new(options: &Options) -> Self {
+        Self {
+            enabled: options.python,
+            quick: options.quick,
+            skipped: Vec::new(),
+            gave_up: false,
+        }
+    }
+
+    /// Adds the script's figures for `group` to the matching scenarios of `results`.
+    fn join(&mut self, group: &str, results: &mut [ScenarioResult]) {
+        if !self.enabled {
+            self.skip(format!("{group}: --no-python"));
+            return;
+        }
+        if self.gave_up {
+            self.skip(format!("{group}: an earlier run was killed for time"));
+            return;
+        }
+        eprintln!(
+            "compare: measuring {group} with {} {} ...",
+            python::interpreter(),
+            python::script().display()
+        );
+        let started = Instant::now();
+        let run = python::Run {
+            quick: self.quick,
+            smoke: false,
+            limit: if self.quick {
+                Duration::from_secs(30)
+            } else {
+                Duration::from_secs(120)
+            },
+        };
+        match python::measure(&[group], run) {
+            Ok(figures) => {
+                for figure in figures {
+                    eprintln!(
+                        "  {:<12} {:<18} median {:>10.1} ns  (samples {:.1} .. {:.1})",
+                        figure.scenario,
+                        figure.measured.name,
+                        figure.measured.ns,
+                        figure.measured.range.0,
+                        figure.measured.range.1
+                    );
+                    if let Some(r) = results.iter_mut().find(|r| r.scenario == figure.scenario) {
+                        r.measured.push(figure.measured);
+                    }
+                }
+                eprintln!(
+                    "  (CPython {group} took {:.1} s)",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Err(why) => {
+                self.gave_up |= why.contains("killed");
+                self.skip(format!("{group}: {why}"));
+            }
+        }
+    }
+
+    fn skip(&mut self, why: String) {
+        eprintln!("compare: skipping the CPython peer for {why}");
+        self.skipped.push(why);
+    }
+}
+
+/// `wait_any/N`, `wait_register/N` and `as_completed`, each group followed by CPython's.
+fn wait_scenarios(
+    options: &Options,
+    plan: Plan,
+    results: &mut Vec<ScenarioResult>,
+    python: &mut PythonPeer,
+) {
+    let wake: Vec<&str> = wait_any::SIZES
+        .iter()
+        .map(|&n| wait_any::wake_name(n))
+        .collect();
+    for n in wait_any::SIZES {
+        measure_into(
+            results,
+            options,
+            wait_any::wake_name(n),
+            plan.shorter_slices(2),
+            &|| wait_any::wake_scenario(n),
+            |m| m,
+        );
+    }
+    if options.wants_any(&wake) {
+        python.join("wait_any", results);
+    }
+    let register: Vec<&str> = wait_any::SIZES
+        .iter()
+        .map(|&n| wait_any::register_name(n))
+        .collect();
+    for n in wait_any::SIZES {
+        measure_into(
+            results,
+            options,
+            wait_any::register_name(n),
+            plan,
+            &|| wait_any::register_scenario(n),
+            |m| m,
+        );
+    }
+    if options.wants_any(&register) {
+        python.join("wait_register", results);
+    }
+    if options.wants(as_completed::NAME) {
+        let n = as_completed::FUTURES;
+        measure_into(
+            results,
+            options,
+            as_completed::NAME,
+            plan,
+            &|| as_completed::scenario(n),
+            |m| as_completed::per_future(m, n),
+        );
+        python.join("as_completed", results);
+    }
+}
+
+/// The idle-CPU figure (first, before any peer pool has started threads), `pool/round_trip`
+/// and `pool/throughput_100k`, then CPython's.
+fn pool_scenarios(
+    options: &Options,
+    plan: Plan,
+    results: &mut Vec<ScenarioResult>,
+    python: &mut PythonPeer,
+) -> Option<pool::IdleCpu> {
+    let idle = if options.wants(pool::IDLE_CPU) {
+        eprintln!("compare: measuring {} ...", pool::IDLE_CPU);
+        let idle = pool::idle_cpu(Duration::from_millis(10), Duration::from_millis(100));
+        match &idle {
+            Some(idle) => eprintln!(
+                "  {:<12} ours/submit        {:.3}% of one CPU ({} µs over {:?}; {} ticks)",
+                pool::IDLE_CPU,
+                idle.percent(),
+                idle.used.precise.as_micros(),
+                idle.window,
+                idle.used.ticks
+            ),
+            None => eprintln!("compare: skipping {}: no /proc here", pool::IDLE_CPU),
+        }
+        idle
+    } else {
+        None
+    };
+    measure_into(
+        results,
+        options,
+        pool::ROUND_TRIP,
+        plan,
+        &pool::round_trip_scenario,
+        |m| m,
+    );
+    measure_into(
+        results,
+        options,
+        pool::THROUGHPUT,
+        plan,
+        &pool::throughput_scenario,
+        pool::per_task,
+    );
+    if options.wants_any(&[pool::ROUND_TRIP, pool::THROUGHPUT]) {
+        python.join("pool", results);
+    }
+    idle
 }
 
 /// Runs this binary again as `--child name` and reads its measurements.

@@ -1,5 +1,8 @@
 //! The scenarios, one module each. A scenario is a [`Scenario`](crate::contender::Scenario):
 //! ours and its peers doing the same job through their public APIs.
 
+pub mod as_completed;
 pub mod pingpong;
+pub mod pool;
 pub mod same_thread;
+pub mod wait_any;
