@@ -27,16 +27,19 @@ fn throughput(pool: &ThreadPool, tasks: usize) -> f64 {
 }
 
 /// The submitting thread's two halves, timed apart: queueing `tasks` while the only worker is
-/// held, then reading every result.
-fn phases(tasks: usize) -> (f64, f64) {
+/// held, then reading every result; and between them the worker draining the queue alone.
+fn phases(tasks: usize) -> (f64, f64, f64) {
     let pool = ThreadPool::new(1).unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let gate = pool.submit(move || rx.recv().unwrap()).unwrap();
     let start = Instant::now();
     let futures: Vec<_> = (0..tasks).map(|_| pool.submit(|| ()).unwrap()).collect();
     let submit = start.elapsed().as_nanos() as f64 / tasks as f64;
+    let start = Instant::now();
     tx.send(()).unwrap();
     gate.result().unwrap();
+    futures.last().unwrap().wait();
+    let drain = start.elapsed().as_nanos() as f64 / tasks as f64;
     for f in &futures {
         f.wait();
     }
@@ -45,7 +48,7 @@ fn phases(tasks: usize) -> (f64, f64) {
         f.result().unwrap();
     }
     let results = start.elapsed().as_nanos() as f64 / tasks as f64;
-    (submit, results)
+    (submit, drain, results)
 }
 
 fn round_trip(pool: &ThreadPool, tasks: usize) -> Duration {
@@ -68,9 +71,10 @@ fn main() {
     );
     drop(pool);
 
-    let (submit, results) = phases(100_000);
+    let (submit, drain, results) = phases(100_000);
     println!(
-        "submitting thread alone: submit {submit:.0} ns, result + drop {results:.0} ns per task"
+        "one thread at a time: submit {submit:.0} ns, one worker runs {drain:.0} ns, \
+         result + drop {results:.0} ns per task"
     );
 
     let pool = ThreadPool::new(1).unwrap();
