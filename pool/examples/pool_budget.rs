@@ -28,16 +28,24 @@ fn throughput(pool: &ThreadPool, tasks: usize) -> f64 {
 
 /// The submitting thread's two halves, timed apart: queueing `tasks` while the only worker is
 /// held, then reading every result; and between them the worker draining the queue alone.
-fn phases(tasks: usize) -> (f64, f64, f64) {
-    let pool = ThreadPool::new(1).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let gate = pool.submit(move || rx.recv().unwrap()).unwrap();
+fn phases(tasks: usize, workers: usize) -> (f64, f64, f64) {
+    let pool = ThreadPool::new(workers).unwrap();
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(workers + 1));
+    let gates: Vec<_> = (0..workers)
+        .map(|_| {
+            let barrier = barrier.clone();
+            pool.submit(move || {
+                barrier.wait();
+            })
+            .unwrap()
+        })
+        .collect();
     let start = Instant::now();
     let futures: Vec<_> = (0..tasks).map(|_| pool.submit(|| ()).unwrap()).collect();
     let submit = start.elapsed().as_nanos() as f64 / tasks as f64;
     let start = Instant::now();
-    tx.send(()).unwrap();
-    gate.result().unwrap();
+    barrier.wait();
+    gates.iter().for_each(|g| g.wait().then_some(()).unwrap());
     futures.last().unwrap().wait();
     let drain = start.elapsed().as_nanos() as f64 / tasks as f64;
     for f in &futures {
@@ -71,11 +79,13 @@ fn main() {
     );
     drop(pool);
 
-    let (submit, drain, results) = phases(100_000);
-    println!(
-        "one thread at a time: submit {submit:.0} ns, one worker runs {drain:.0} ns, \
-         result + drop {results:.0} ns per task"
-    );
+    for workers in [1, 2] {
+        let (submit, drain, results) = phases(100_000, workers);
+        println!(
+            "one phase at a time: submit {submit:.0} ns, {workers} worker(s) drain {drain:.0} ns, \
+             result + drop {results:.0} ns per task"
+        );
+    }
 
     let pool = ThreadPool::new(1).unwrap();
     round_trip(&pool, 10_000);
