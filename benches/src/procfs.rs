@@ -77,6 +77,26 @@ impl CpuTime {
     }
 }
 
+/// The CPU model (`model name` in `/proc/cpuinfo`), if known.
+pub fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find(|line| line.starts_with("model name"))
+        .and_then(|line| line.split_once(':'))
+        .map(|(_, model)| model.trim().to_string())
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`), as printed there.
+pub fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(
+        text.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
 /// Clock ticks per second of `/proc/self/stat`'s times.
 pub fn ticks_per_second() -> u64 {
     imp::ticks_per_second()

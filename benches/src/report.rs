@@ -5,6 +5,9 @@
 //! budget<TAB>name<TAB>met|missed|skipped<TAB>figure
 //! ```
 //!
+//! Lines starting with `#` describe the run (command, plan, machine, load average) and `skip`
+//! lines name a peer that could not run and why.
+//!
 //! Rows compare `ours/result` under the scenario's own name and `ours/into_result` under
 //! `<scenario>.into_result`.
 

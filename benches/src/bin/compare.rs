@@ -30,7 +30,7 @@ use concur_benches::measure::Measured;
 use concur_benches::measure::{self, Plan};
 use concur_benches::scenarios::pingpong::rally::Placement;
 use concur_benches::scenarios::{as_completed, pingpong, pool, same_thread, wait_any};
-use concur_benches::{affinity, footprint, python, report};
+use concur_benches::{affinity, footprint, procfs, python, report};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -121,6 +121,7 @@ fn parent(options: &Options) {
     let plan = options.plan();
     let started = Instant::now();
     let cpu = affinity::first_allowed_cpu();
+    describe_machine(plan);
     eprintln!(
         "compare: {} rounds x {:?} slices; CPUs allowed: {}; available_parallelism: {}",
         plan.rounds,
@@ -203,7 +204,30 @@ fn parent(options: &Options) {
         "{}",
         report::verdicts(&budget::judge(&results, &footprints, idle.as_ref()))
     );
+    println!(
+        "# done in {:.1} s; load average at the end: {}",
+        started.elapsed().as_secs_f64(),
+        procfs::load_average().unwrap_or_else(|| "unknown".into())
+    );
     eprintln!("compare: done in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// `#` lines heading the output: the command, the plan and the machine.
+fn describe_machine(plan: Plan) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    println!("# compare {}", args.join(" "));
+    println!(
+        "# plan: {} rounds x {:?} slices, interleaved; figures are medians in ns per operation",
+        plan.rounds, plan.slice
+    );
+    println!(
+        "# machine: {} CPUs allowed, available_parallelism {}; CPU {}; load average at the start: {}",
+        affinity::allowed_cpu_count().map_or("unknown".into(), |n| n.to_string()),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        procfs::cpu_model().unwrap_or_else(|| "unknown".into()),
+        procfs::load_average().unwrap_or_else(|| "unknown".into()),
+    );
+    println!("# columns: scenario, peer, ours_ns, peer_ns, ratio (ours / peer, lower is better)");
 }
 
 /// Measures `scenario` (if asked for) into `results`, its figures passed through `adjust`
