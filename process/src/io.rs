@@ -221,6 +221,10 @@ struct Io {
     broken: bool,
     terminating: Option<Terminating>,
     fingerprint: u64,
+    /// `poll` arguments, reused across iterations: the descriptors and, for each, the worker
+    /// index (`usize::MAX` for the eventfd) and what it is (0 results, 1 calls, 2 pidfd).
+    fds: Vec<libc::pollfd>,
+    owners: Vec<(usize, u8)>,
 }
 
 /// The I/O thread's body.
@@ -237,6 +241,8 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
         broken: false,
         terminating: None,
         fingerprint: fingerprint(),
+        fds: Vec::new(),
+        owners: Vec::new(),
     };
     io.run();
 }
@@ -570,9 +576,10 @@ impl Io {
 
     /// Sleeps in `poll` until something happens, then handles it.
     fn wait_for_events(&mut self) {
-        let mut fds = Vec::with_capacity(1 + 3 * self.workers.len());
-        // (worker index, what): 0 results, 1 calls, 2 pidfd.
-        let mut owners = Vec::with_capacity(fds.capacity());
+        let mut fds = std::mem::take(&mut self.fds);
+        let mut owners = std::mem::take(&mut self.owners);
+        fds.clear();
+        owners.clear();
         fds.push(pollfd(self.shared.wake.raw(), libc::POLLIN));
         owners.push((usize::MAX, 0u8));
         for (i, worker) in self.workers.iter().enumerate() {
@@ -609,10 +616,17 @@ impl Io {
                 state.io_sleeping = true;
             }
         }
-        if sys::poll(&mut fds, timeout).is_err() {
-            return;
+        let polled = sys::poll(&mut fds, timeout);
+        if polled.is_ok() {
+            self.dispatch(&fds, &owners);
         }
-        for (fd, &(i, what)) in fds.iter().zip(&owners) {
+        self.fds = fds;
+        self.owners = owners;
+    }
+
+    /// Handles the events `poll` reported.
+    fn dispatch(&mut self, fds: &[libc::pollfd], owners: &[(usize, u8)]) {
+        for (fd, &(i, what)) in fds.iter().zip(owners) {
             if fd.revents == 0 {
                 continue;
             }

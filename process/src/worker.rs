@@ -256,9 +256,18 @@ fn serve() -> i32 {
         outcomes.clear();
         // Room for the RESULT header: length, version, kind, id, count.
         let budget = limit.saturating_sub(HEADER_LEN + 8 + 4);
+        // Look the task up once per call, not per item.
+        let entry = match registry::lookup(name) {
+            None => Err(WireError::UnknownTask),
+            Some(entry) if (entry.signature)() != signature => Err(WireError::SignatureMismatch),
+            Some(entry) => Ok(entry),
+        };
         for item in args.iter() {
             let mark = outcomes.len();
-            run_one(name, signature, item, &mut outcomes);
+            match &entry {
+                Ok(entry) => run_entry(entry, item, &mut outcomes),
+                Err(error) => put_err(&mut outcomes, error),
+            }
             if outcomes.len() > budget {
                 let size = (outcomes.len() - mark) as u64;
                 outcomes.truncate(mark);
@@ -287,6 +296,12 @@ fn run_one(name: &str, signature: u64, args: &[u8], out: &mut Vec<u8>) {
     if (entry.signature)() != signature {
         return put_err(out, &WireError::SignatureMismatch);
     }
+    run_entry(entry, args, out);
+}
+
+/// Runs one argument set of `entry`, appending exactly one outcome to `out`; a panic becomes
+/// that outcome.
+fn run_entry(entry: &registry::TaskEntry, args: &[u8], out: &mut Vec<u8>) {
     let mark = out.len();
     let result = panic::catch_unwind(AssertUnwindSafe(|| (entry.run)(args, out)));
     if let Err(payload) = result {
