@@ -173,11 +173,21 @@ impl Worker {
                     self.rbuf = Vec::with_capacity(64 * 1024);
                 }
             }
-            // Make room for the whole announced frame at once (capped by the limit).
+            // Make room for more of the announced frame at once (a frame is at most `limit`);
+            // a failed allocation ends the worker rather than the process.
             if let Ok(total) = frame::frame_size(&self.rbuf[self.rpos..], limit) {
                 let have = self.rbuf.len() - self.rpos;
-                if total > have {
-                    self.rbuf.reserve(total - have);
+                if total > have && self.rbuf.try_reserve((total - have).min(16 << 20)).is_err() {
+                    self.signal(
+                        libc::SIGKILL,
+                        Kill::Protocol(FrameError::Oversized {
+                            size: total as u64,
+                            limit,
+                        }),
+                    );
+                    self.results = None;
+                    self.eof = true;
+                    return;
                 }
             }
             match sys::read_into_spare(fd, &mut self.rbuf, budget.min(4 << 20)) {

@@ -161,6 +161,26 @@ pub(crate) fn wire_failure(wire: WireError, name: &str) -> Failure {
     }
 }
 
+/// Why [`CallEncoder::push`] did not add an argument set.
+pub(crate) enum PushError {
+    /// The frame is full; the argument set fits in a frame of its own.
+    Full,
+    /// The argument set cannot be sent.
+    Failed(Failure),
+}
+
+impl PushError {
+    pub(crate) fn into_failure(self) -> Failure {
+        match self {
+            PushError::Full => Failure::from_error(CodecError {
+                stage: CodecStage::TooLarge,
+                message: "the frame is full".into(),
+            }),
+            PushError::Failed(failure) => failure,
+        }
+    }
+}
+
 /// Builds a CALL frame one argument set at a time.
 pub(crate) struct CallEncoder {
     frame: Vec<u8>,
@@ -188,23 +208,27 @@ impl CallEncoder {
     /// Appends one argument set.
     ///
     /// # Errors
-    /// The serializer's error, or a too-large error when the frame would exceed its limit; the
-    /// frame is then unchanged.
-    pub(crate) fn push<A: Serialize + ?Sized>(&mut self, args: &A) -> Result<(), Failure> {
+    /// [`PushError::Full`] when the frame already holds argument sets and this one would take it
+    /// past its limit (start another frame); otherwise the serializer's error or a too-large
+    /// error. The frame is unchanged on error.
+    pub(crate) fn push<A: Serialize + ?Sized>(&mut self, args: &A) -> Result<(), PushError> {
         let mark = self.frame.len();
         if let Err(error) = put_encoded(&mut self.frame, args) {
-            return Err(Failure::from_error(CodecError {
+            return Err(PushError::Failed(Failure::from_error(CodecError {
                 stage: CodecStage::EncodeArgs,
                 message: error.to_string(),
-            }));
+            })));
         }
         if self.frame.len() > self.limit {
             let size = self.frame.len() - mark;
             self.frame.truncate(mark);
-            return Err(Failure::from_error(CodecError {
+            if self.count > 0 {
+                return Err(PushError::Full);
+            }
+            return Err(PushError::Failed(Failure::from_error(CodecError {
                 stage: CodecStage::TooLarge,
                 message: format!("the encoded arguments take {size} bytes"),
-            }));
+            })));
         }
         self.count += 1;
         Ok(())

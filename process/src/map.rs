@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 use concur_core::{Error, Failure, Future, promise};
 
 use crate::frame::{Outcomes, WireError};
-use crate::job::{CallEncoder, CancelHandle, Chunk, ChunkReply, Job, decode_value, wire_failure};
+use crate::job::{
+    CallEncoder, CancelHandle, Chunk, ChunkReply, Job, PushError, decode_value, wire_failure,
+};
 use crate::pool::ProcessPool;
 use crate::registry::Task;
 
@@ -113,10 +115,12 @@ enum Current {
 ///   failure.
 /// - Dropping the iterator cancels every chunk not yet started; running ones finish and their
 ///   results are dropped.
-pub struct Map<'p, A, R, I> {
+pub struct Map<'p, A, R, I: Iterator> {
     pool: &'p ProcessPool,
     task: Task<A, R>,
     inputs: I,
+    /// An input pulled but not yet sent: it did not fit in the previous chunk's frame.
+    carried: Option<I::Item>,
     chunksize: usize,
     window: usize,
     deadline: Option<Instant>,
@@ -148,6 +152,7 @@ where
             pool,
             task,
             inputs,
+            carried: None,
             chunksize: options.chunksize.get(),
             window: options.in_flight.map_or(usize::MAX, NonZeroUsize::get),
             deadline,
@@ -176,13 +181,27 @@ where
             );
             let mut failed = None;
             while (encoder.count() as usize) < self.chunksize {
-                let Some(input) = self.inputs.next() else {
-                    exhausted = true;
-                    break;
+                let input = match self.carried.take() {
+                    Some(input) => input,
+                    None => match self.inputs.next() {
+                        Some(input) => input,
+                        None => {
+                            exhausted = true;
+                            break;
+                        }
+                    },
                 };
-                if let Err(failure) = encoder.push(input.borrow()) {
-                    failed = Some(failure);
-                    break;
+                match encoder.push(input.borrow()) {
+                    Ok(()) => {}
+                    // It goes first in the next chunk.
+                    Err(PushError::Full) => {
+                        self.carried = Some(input);
+                        break;
+                    }
+                    Err(PushError::Failed(failure)) => {
+                        failed = Some(failure);
+                        break;
+                    }
                 }
             }
             let len = encoder.count() as usize;
@@ -330,7 +349,7 @@ where
     }
 }
 
-impl<A, R, I> Drop for Map<'_, A, R, I> {
+impl<A, R, I: Iterator> Drop for Map<'_, A, R, I> {
     fn drop(&mut self) {
         for pending in self.pending.drain(..) {
             if let Pending::Chunk { future, .. } = pending {
@@ -340,7 +359,7 @@ impl<A, R, I> Drop for Map<'_, A, R, I> {
     }
 }
 
-impl<A, R, I> std::fmt::Debug for Map<'_, A, R, I> {
+impl<A, R, I: Iterator> std::fmt::Debug for Map<'_, A, R, I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Map")
             .field("task", &self.task)

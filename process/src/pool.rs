@@ -205,9 +205,9 @@ impl ProcessPool {
         let id = self.shared.next_id();
         let mut encoder = CallEncoder::new(id, &task, self.max_frame, 64);
         let (promise, future) = promise::<R>();
-        if let Err(failure) = encoder.push(args.borrow()) {
+        if let Err(error) = encoder.push(args.borrow()) {
             self.refusal()?;
-            let _ = promise.set_outcome(Err(failure));
+            let _ = promise.set_outcome(Err(error.into_failure()));
             return Ok(future);
         }
         let job = Job {

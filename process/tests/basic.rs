@@ -9,6 +9,24 @@ concur_process::task! {
     fn add(a: i64, b: i64) -> i64 { a + b }
     fn boom(msg: String) -> u8 { panic!("{msg}") }
     fn pid() -> u32 { std::process::id() }
+    fn stdin_bytes() -> usize {
+        use std::io::Read;
+        let mut all = Vec::new();
+        std::io::stdin().read_to_end(&mut all).unwrap();
+        all.len()
+    }
+    fn open_fds() -> Vec<i32> {
+        let mut fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        fds.sort();
+        fds
+    }
+    fn group_and_pid() -> (i32, i32) {
+        // SAFETY: getpgrp and getpid take no arguments and cannot fail.
+        unsafe { (libc::getpgrp(), libc::getpid()) }
+    }
 }
 
 #[test]
@@ -43,4 +61,22 @@ fn map_in_order() {
     let got: Vec<u64> = pool.map(square, 0..100u64).map(Result::unwrap).collect();
     let want: Vec<u64> = (0..100u64).map(|x| x * x).collect();
     assert_eq!(got, want);
+}
+
+#[test]
+fn workers_get_dev_null_stdin_only_their_pipes_and_their_own_group() {
+    // A descriptor the parent leaks without close-on-exec must not reach the workers.
+    // SAFETY: dup of stdout; the copy is closed below.
+    let leaked = unsafe { libc::dup(1) };
+    assert!(leaked >= 0);
+    let pool = ProcessPool::builder().max_workers(1).build().unwrap();
+    assert_eq!(*pool.submit(stdin_bytes, ()).unwrap().result().unwrap(), 0);
+    let fds = pool.submit(open_fds, ()).unwrap().into_result().unwrap();
+    // 0-2, the two pipes, and the directory being listed.
+    assert_eq!(&fds[..5], &[0, 1, 2, 3, 4], "{fds:?}");
+    assert!(fds.len() <= 6, "{fds:?}");
+    let (group, worker) = *pool.submit(group_and_pid, ()).unwrap().result().unwrap();
+    assert_eq!(group, worker);
+    // SAFETY: our own descriptor from above.
+    unsafe { libc::close(leaked) };
 }

@@ -24,6 +24,7 @@ concur_process::task! {
         x / 2
     }
     fn pid_of(_x: u64) -> u32 { std::process::id() }
+    fn len_of(bytes: Vec<u8>) -> usize { bytes.len() }
 }
 
 #[test]
@@ -294,5 +295,30 @@ fn dropping_the_pool_waits_for_queued_work() {
     };
     for (i, f) in futures.iter().enumerate() {
         assert_eq!(*f.result_timeout(Duration::ZERO).unwrap(), (i * i) as u64);
+    }
+}
+
+#[test]
+fn chunks_split_at_the_frame_limit_and_an_oversized_input_fails_alone() {
+    let pool = ProcessPool::builder()
+        .max_workers(2)
+        .max_frame_size(4096)
+        .build()
+        .unwrap();
+    let inputs: Vec<Vec<u8>> = (0..40)
+        .map(|i| vec![7u8; if i == 17 { 10_000 } else { 300 + i }])
+        .collect();
+    let options = MapOptions::new().chunksize(100);
+    let got: Vec<Result<usize, Error>> = pool.map_with(len_of, &inputs, options).collect();
+    for (i, item) in got.iter().enumerate() {
+        if i == 17 {
+            let failure = item.as_ref().unwrap_err().failure().unwrap();
+            let codec = failure
+                .downcast_ref::<concur_process::CodecError>()
+                .unwrap();
+            assert_eq!(codec.stage, concur_process::CodecStage::TooLarge);
+        } else {
+            assert_eq!(*item.as_ref().unwrap(), inputs[i].len());
+        }
     }
 }
