@@ -387,10 +387,16 @@ fn cancel_set() {
     rounds(6, |j| {
         let drops = Arc::new(AtomicUsize::new(0));
         let (promise, future) = promise::<Counted>();
-        let gate = Gate::default();
+        let (gate, cancel_tried) = (Gate::default(), Gate::default());
+        // In some rounds the producer only tries once `cancel` has, so that it is cancel that
+        // detaches the getter's node (under Miri the producer otherwise wins most races).
         let (value, arrivals, yields) = (Counted::new(7, &drops), gate.clone(), j.waiter_yields());
+        let (after_cancel, cancel_tried_seen) = (j.coin(), cancel_tried.clone());
         let producer = thread::spawn(move || {
             arrivals.arrive();
+            if after_cancel {
+                cancel_tried_seen.wait_for(1);
+            }
             yields.run();
             promise.set_result(value).is_ok()
         });
@@ -410,6 +416,7 @@ fn cancel_set() {
         gate.wait_for(2);
         j.completer_delay().run();
         let cancelled = future.cancel();
+        cancel_tried.arrive();
         let set = producer.join().unwrap();
         let saw_cancelled = getter.join().unwrap();
         assert!(cancelled != set, "cancelled: {cancelled}, set: {set}");
