@@ -271,6 +271,7 @@ impl<'a> Iterator for OutcomeIter<'a> {
     }
 }
 
+#[inline]
 fn read_outcome<'a>(reader: &mut Reader<'a>) -> Result<Result<&'a [u8], WireError>, FrameError> {
     match reader.u8()? {
         TAG_OK => Ok(Ok(reader.bytes()?)),
@@ -469,6 +470,13 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn varint(&mut self) -> Result<u64, FrameError> {
+        // One byte (values below 128) is by far the most common case.
+        if let Some((&byte, rest)) = self.bytes.split_first() {
+            if byte & 0x80 == 0 {
+                self.bytes = rest;
+                return Ok(u64::from(byte));
+            }
+        }
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = self.u8()?;

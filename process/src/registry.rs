@@ -163,7 +163,16 @@ impl postcard::ser_flavors::Flavor for VecFlavor<'_> {
     type Output = ();
 
     fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(data);
+        // Postcard writes each integer as a slice of a few varint bytes; a `memcpy` call per
+        // integer costs more than pushing them.
+        if data.len() <= 16 {
+            self.0.reserve(data.len());
+            for &byte in data {
+                self.0.push(byte);
+            }
+        } else {
+            self.0.extend_from_slice(data);
+        }
         Ok(())
     }
 
