@@ -36,6 +36,21 @@
 //! }
 //! ```
 //!
+//! ## How it works
+//!
+//! One I/O thread per pool owns the workers: a single `poll(2)` covers an eventfd for new work,
+//! every worker's results pipe, the calls pipes that have bytes to write, and every worker's
+//! pidfd. All pipes are non-blocking, so a worker writing a 10 MB result never blocks the
+//! thread feeding it. A worker runs its calls in order; besides the running call it may hold
+//! [`prefetch`](ProcessPoolBuilder::prefetch) more in its pipe (only when the pool cannot grow),
+//! so small tasks keep it busy. A call is marked running (and can no longer be cancelled with
+//! [`Future::cancel`](concur_core::Future::cancel)) when it is written to a worker; when a worker
+//! dies, the call it was running fails and the calls behind it, which never started, are sent
+//! to a replacement. Death is seen as EOF on the results pipe or the pidfd becoming readable,
+//! never by polling on a timer; `waitpid` then reaps the worker and reports its status.
+//!
+//! Done-callbacks of the futures run on the I/O thread (where they complete); keep them short.
+//!
 //! ## Errors
 //!
 //! A task's future fails with a [`concur_core::Failure`] wrapping one of this crate's error

@@ -363,6 +363,11 @@ impl ProcessPool {
     /// once, and the pool's thread finishes the work in the background. Later submissions fail
     /// with [`SubmitError::Shutdown`]. Calling it again is harmless.
     ///
+    /// With `wait`, a task that never ends blocks this call (as in Python); bound tasks with
+    /// [`task_timeout`](ProcessPoolBuilder::task_timeout), or stop them with
+    /// [`terminate_workers`](ProcessPool::terminate_workers). Called from a done-callback (which
+    /// runs on the pool's I/O thread), it does not wait.
+    ///
     /// # Examples
     ///
     /// ```no_run
@@ -558,6 +563,15 @@ impl ProcessPoolBuilder {
     /// The most workers running at once (default: the number of CPUs available to this
     /// process). Zero makes [`build`](ProcessPoolBuilder::build) fail with
     /// [`BuildError::ZeroWorkers`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concur_process::{BuildError, ProcessPool};
+    ///
+    /// let refused = ProcessPool::builder().max_workers(0).build();
+    /// assert!(matches!(refused, Err(BuildError::ZeroWorkers)));
+    /// ```
     pub fn max_workers(mut self, n: usize) -> Self {
         self.max_workers = Some(n);
         self
@@ -574,6 +588,22 @@ impl ProcessPoolBuilder {
     /// worker dies), the pool is broken: every pending future and later submission fail with
     /// [`BrokenPool`](crate::BrokenPool) caused by
     /// [`InitializerFailed`](crate::InitializerFailed). Its result is ignored.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use concur_process::ProcessPool;
+    ///
+    /// concur_process::task! {
+    ///     fn open_cache(path: String) { let _ = path; /* set up per-worker state */ }
+    /// }
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .initializer(open_cache, "/tmp/cache".to_string())
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pool);
+    /// ```
     pub fn initializer<A: Serialize, R>(mut self, task: Task<A, R>, args: impl Borrow<A>) -> Self {
         let entry = postcard::to_allocvec(args.borrow())
             .map(|encoded| (task.name(), task.signature(), encoded))
@@ -588,6 +618,21 @@ impl ProcessPoolBuilder {
     /// Kill and replace a worker whose task runs longer than `timeout` (a `map` chunk of `n`
     /// items gets `n × timeout`); the task's future fails with
     /// [`TaskTimedOut`](crate::TaskTimedOut). Default: no limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use concur_process::{ProcessPool, TaskTimedOut};
+    ///
+    /// concur_process::task! {
+    ///     fn spin() { loop { std::hint::spin_loop() } }
+    /// }
+    ///
+    /// let pool = ProcessPool::builder().task_timeout(Duration::from_secs(1)).build().unwrap();
+    /// let failure = pool.submit(spin, ()).unwrap().error().unwrap().unwrap();
+    /// assert!(failure.downcast_ref::<TaskTimedOut>().is_some());
+    /// ```
     pub fn task_timeout(mut self, timeout: Duration) -> Self {
         self.task_timeout = Some(timeout);
         self
@@ -604,6 +649,18 @@ impl ProcessPoolBuilder {
     /// Run this program as the worker instead of the current executable. Its `main` must call
     /// [`worker_main`](crate::worker_main) first and register the tasks this pool submits
     /// (tasks it lacks fail with [`UnknownTask`](crate::UnknownTask)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let pool = concur_process::ProcessPool::builder()
+    ///     .worker_program("/usr/local/bin/my-worker")
+    ///     .worker_args(["--quiet"])
+    ///     .env("RUST_LOG", "warn")
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pool);
+    /// ```
     pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
         self.program = Some(path.into());
         self
@@ -628,6 +685,14 @@ impl ProcessPoolBuilder {
     }
 
     /// Send the workers' stdout to this file (or pipe) instead of this process's stdout.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let log = std::fs::File::create("workers.log").unwrap();
+    /// let pool = concur_process::ProcessPool::builder().stdout(log).build().unwrap();
+    /// # drop(pool);
+    /// ```
     pub fn stdout(mut self, fd: impl Into<OwnedFd>) -> Self {
         self.stdout = Some(fd.into());
         self

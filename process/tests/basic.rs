@@ -80,3 +80,12 @@ fn workers_get_dev_null_stdin_only_their_pipes_and_their_own_group() {
     // SAFETY: our own descriptor from above.
     unsafe { libc::close(leaked) };
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ProcessPool>();
+    send_sync::<concur_process::Task<u64, u64>>();
+    send_sync::<concur_process::Map<'static, u64, u64, std::ops::Range<u64>>>();
+    send_sync::<concur_process::ProcessPoolBuilder>();
+}
