@@ -190,12 +190,21 @@ impl Worker {
                     return;
                 }
             }
-            match sys::read_into_spare(fd, &mut self.rbuf, budget.min(4 << 20)) {
+            if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+                self.rbuf.reserve(64 * 1024);
+            }
+            let want = budget
+                .min(4 << 20)
+                .min(self.rbuf.capacity() - self.rbuf.len());
+            match sys::read_into_spare(fd, &mut self.rbuf, want) {
                 Ok(0) => {
                     self.eof = true;
                     self.results = None;
                     return;
                 }
+                // A short read drained the pipe: skip the read that would say EAGAIN (poll is
+                // level-triggered and reports anything that arrives later).
+                Ok(n) if n < want => return,
                 Ok(n) => budget = budget.saturating_sub(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => {
@@ -237,9 +246,35 @@ struct Io {
     owners: Vec<(usize, u8)>,
 }
 
+/// Marks the I/O thread gone however it ends, so that no caller waits for it forever and no
+/// queued call is left behind: if it ends by a panic (a bug), the pool reports itself broken and
+/// the queued futures resolve as abandoned.
+struct ExitGuard(Arc<Shared>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let leftovers = {
+            let mut state = self.0.lock();
+            if !state.io_done && state.broken.is_none() {
+                state.broken = Some(Failure::from_error(BrokenPool {
+                    cause: Failure::from_error(std::io::Error::other(
+                        "the pool's I/O thread ended unexpectedly",
+                    )),
+                }));
+            }
+            state.io_done = true;
+            state.pids.clear();
+            std::mem::take(&mut state.queue)
+        };
+        self.0.changed.notify_all();
+        drop(leftovers);
+    }
+}
+
 /// The I/O thread's body.
 pub(crate) fn run(shared: Arc<Shared>, config: Config) {
     sys::block_sigpipe();
+    let _guard = ExitGuard(Arc::clone(&shared));
     let mut io = Io {
         shared,
         config,
