@@ -120,6 +120,11 @@ fn main() -> ExitCode {
 fn parent(options: &Options) {
     let plan = options.plan();
     let started = Instant::now();
+    watchdog::start(if options.quick {
+        Duration::from_secs(45)
+    } else {
+        Duration::from_secs(300)
+    });
     let cpu = affinity::first_allowed_cpu();
     describe_machine(plan);
     eprintln!(
@@ -177,7 +182,10 @@ fn parent(options: &Options) {
             "compare: measuring {} in a child process ...",
             pingpong::ONE_CPU
         );
-        match run_child(pingpong::ONE_CPU, options.quick) {
+        let watched = watchdog::watch(pingpong::ONE_CPU);
+        let child = run_child(pingpong::ONE_CPU, options.quick);
+        drop(watched);
+        match child {
             Ok(measured) => {
                 let result = ScenarioResult {
                     scenario: pingpong::ONE_CPU.to_string(),
@@ -246,6 +254,7 @@ fn measure_into(
     }
     eprintln!("compare: measuring {name} ...");
     let started = Instant::now();
+    let _watched = watchdog::watch(name);
     match catch_unwind(AssertUnwindSafe(|| measure::measure(&scenario(), plan))) {
         Ok(measured) => {
             let result = ScenarioResult {
@@ -403,7 +412,9 @@ fn pool_scenarios(
 ) -> Option<pool::IdleCpu> {
     let idle = if options.wants(pool::IDLE_CPU) {
         eprintln!("compare: measuring {} ...", pool::IDLE_CPU);
+        let watched = watchdog::watch(pool::IDLE_CPU);
         let idle = pool::idle_cpu(Duration::from_millis(10), Duration::from_millis(100));
+        drop(watched);
         match &idle {
             Some(idle) => eprintln!(
                 "  {:<12} ours/submit        {:.3}% of one CPU ({} µs over {:?}; {} ticks)",
@@ -479,4 +490,51 @@ fn one_cpu_child(plan: Plan) -> ExitCode {
     );
     print!("{}", report::to_child_lines(&measured));
     ExitCode::SUCCESS
+}
+
+/// Ends the process if one scenario runs far longer than any should: a lost wake-up in ours,
+/// or in a peer whose API has no timed wait (tokio's `JoinHandle`), is a bug to report, not to
+/// wait out. Most waits have their own time limits as well.
+mod watchdog {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+
+    static WATCHED: Mutex<Option<(&'static str, Instant)>> = Mutex::new(None);
+
+    /// Starts the watching thread: a scenario watched for longer than `limit` ends the run.
+    pub fn start(limit: Duration) {
+        let spawned = std::thread::Builder::new()
+            .name("compare-watchdog".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(Duration::from_millis(250));
+                    let watched = *WATCHED.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Some((name, since)) = watched {
+                        if since.elapsed() > limit {
+                            println!("# {name} ran for over {limit:?}: hung; the run stops here");
+                            eprintln!("compare: {name} ran for over {limit:?}: hung; exiting");
+                            std::process::exit(3);
+                        }
+                    }
+                }
+            });
+        if spawned.is_err() {
+            eprintln!("compare: cannot start the watchdog; hangs will not be caught");
+        }
+    }
+
+    /// Watches `name` until the guard is dropped.
+    pub fn watch(name: &'static str) -> Guard {
+        *WATCHED.lock().unwrap_or_else(|e| e.into_inner()) = Some((name, Instant::now()));
+        Guard
+    }
+
+    /// Stops watching when dropped.
+    pub struct Guard;
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            *WATCHED.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
 }
