@@ -6,8 +6,8 @@
 //! cargo run --release -p concur-process --example budgets
 //! ```
 //!
-//! Medians of a few runs on whatever machine this is; the criterion suites in `benches` are the
-//! reference.
+//! Start-up and kill latency are medians, round trips the best of ten rounds, on whatever
+//! machine this is; the criterion suites in `benches` are the reference.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -45,17 +45,29 @@ fn startup() -> Duration {
     median(runs)
 }
 
+/// Mean of the fastest of several rounds: the machine is shared, so this is what the code can
+/// do rather than what the neighbours let it do.
+fn best_round(rounds: usize, per_round: u32, mut once: impl FnMut()) -> Duration {
+    for _ in 0..per_round {
+        once();
+    }
+    (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..per_round {
+                once();
+            }
+            start.elapsed() / per_round
+        })
+        .min()
+        .unwrap()
+}
+
 fn round_trip() -> Duration {
     let pool = ProcessPool::builder().max_workers(1).build().unwrap();
-    for i in 0..1000 {
-        pool.submit(tasks::noop, i).unwrap().wait();
-    }
-    let n = 20_000;
-    let start = Instant::now();
-    for i in 0..n {
-        pool.submit(tasks::noop, i).unwrap().wait();
-    }
-    start.elapsed() / n as u32
+    best_round(10, 2000, || {
+        let _ = pool.submit(tasks::noop, 1).unwrap().wait();
+    })
 }
 
 /// A 64-byte frame to a child that echoes it, and back.
@@ -69,19 +81,10 @@ fn raw_round_trip() -> Duration {
     let mut to = child.stdin.take().unwrap();
     let mut from = child.stdout.take().unwrap();
     let mut buf = [7u8; 64];
-    let mut once = |buf: &mut [u8; 64]| {
-        to.write_all(buf).unwrap();
-        from.read_exact(buf).unwrap();
-    };
-    for _ in 0..1000 {
-        once(&mut buf);
-    }
-    let n = 20_000;
-    let start = Instant::now();
-    for _ in 0..n {
-        once(&mut buf);
-    }
-    let per = start.elapsed() / n;
+    let per = best_round(10, 2000, || {
+        to.write_all(&buf).unwrap();
+        from.read_exact(&mut buf).unwrap();
+    });
     drop(to);
     child.wait().unwrap();
     per

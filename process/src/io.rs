@@ -26,7 +26,7 @@ use crate::error::{
 };
 use crate::frame::{self, Frame, FrameError, Outcomes, PROTOCOL_VERSION};
 use crate::job::{Job, wire_failure};
-use crate::pool::{Config, Shared};
+use crate::pool::{Config, Express, Expressed, Shared};
 use crate::spawn;
 use crate::sys;
 use crate::worker::fingerprint;
@@ -58,6 +58,8 @@ enum Kill {
 }
 
 struct Worker {
+    /// Unique within the pool (pids can be reused once reaped).
+    id: u64,
     pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
     calls: Option<OwnedFd>,
@@ -132,7 +134,7 @@ impl Worker {
                 slices.push(IoSlice::new(&job.frame[skip..]));
                 skip = 0;
             }
-            match sys::writev(fd, &slices) {
+            match sys::send_vectored(fd, &slices) {
                 Ok(mut n) => {
                     let prefix_left = self.prefix.len() - self.prefix_off;
                     let from_prefix = n.min(prefix_left);
@@ -244,6 +246,7 @@ struct Io {
     /// index (`usize::MAX` for the eventfd) and what it is (0 results, 1 calls, 2 pidfd).
     fds: Vec<libc::pollfd>,
     owners: Vec<(usize, u8)>,
+    next_worker_id: u64,
 }
 
 /// Marks the I/O thread gone however it ends, so that no caller waits for it forever and no
@@ -288,6 +291,7 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
         fingerprint: fingerprint(),
         fds: Vec::new(),
         owners: Vec::new(),
+        next_worker_id: 0,
     };
     io.run();
 }
@@ -496,7 +500,9 @@ impl Io {
                     .map(|(name, signature, args)| (*name, *signature, args.as_slice()));
                 frame::encode_init(&mut prefix, self.config.max_frame as u32, init);
                 let now = Instant::now();
+                self.next_worker_id += 1;
                 self.workers.push(Worker {
+                    id: self.next_worker_id,
                     pid: spawned.pid,
                     pidfd: sys::pidfd_open(spawned.pid),
                     calls: Some(spawned.calls),
@@ -659,14 +665,65 @@ impl Io {
                 timeout = 0;
             } else {
                 state.io_sleeping = true;
+                // While this thread sleeps, `submit` may write a call straight to an idle
+                // worker (saving a wake-up of this thread); the call is adopted right after
+                // `poll`, before any frame of that worker is read.
+                if self.shared.express && state.queue.is_empty() {
+                    for worker in &self.workers {
+                        if worker.capacity(&self.config)
+                            && worker.in_flight.is_empty()
+                            && !worker.has_unwritten()
+                        {
+                            if let Some(fd) = &worker.calls {
+                                state.express.push(Express {
+                                    worker: worker.id,
+                                    fd: fd.as_raw_fd(),
+                                });
+                            }
+                        }
+                    }
+                }
             }
         }
         let polled = sys::poll(&mut fds, timeout);
+        self.adopt_expressed();
         if polled.is_ok() {
             self.dispatch(&fds, &owners);
         }
         self.fds = fds;
         self.owners = owners;
+    }
+
+    /// Takes back the idle workers lent to `submit` and records the calls it sent them.
+    fn adopt_expressed(&mut self) {
+        let expressed = {
+            let mut state = self.shared.lock();
+            state.express.clear();
+            std::mem::take(&mut state.expressed)
+        };
+        let now = Instant::now();
+        for Expressed {
+            worker,
+            job,
+            written,
+        } in expressed
+        {
+            let Some(w) = self.workers.iter_mut().find(|w| w.id == worker) else {
+                // Cannot happen (workers are lent only while this thread sleeps); resolve the
+                // future rather than lose it.
+                job.completion.fail(Failure::abandoned());
+                continue;
+            };
+            debug_assert!(w.in_flight.is_empty() && w.unwritten == 0 && w.offset == 0);
+            w.head_since = now;
+            w.sent += 1;
+            if written == job.frame.len() {
+                w.unwritten = 1;
+            } else {
+                w.offset = written;
+            }
+            w.in_flight.push_back(job);
+        }
     }
 
     /// Handles the events `poll` reported.

@@ -5,7 +5,8 @@ use std::borrow::Borrow;
 use std::collections::VecDeque;
 use std::ffi::{CString, OsString};
 use std::hash::{Hash, Hasher};
-use std::os::fd::OwnedFd;
+use std::io::IoSlice;
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,7 @@ use crate::job::{CallEncoder, CancelHandle, Job, Single};
 use crate::map::{Map, MapOptions};
 use crate::registry::{self, Task};
 use crate::spawn::SpawnConfig;
-use crate::sys::EventFd;
+use crate::sys::{self, EventFd};
 use crate::worker::ENV_WORKER;
 
 /// The initializer task's name, signature and encoded arguments.
@@ -44,9 +45,31 @@ pub(crate) struct Config {
     pub(crate) spawn: SpawnConfig,
 }
 
+/// An idle worker lent by the sleeping I/O thread: `submit` may write one call to it directly.
+pub(crate) struct Express {
+    pub(crate) worker: u64,
+    /// The pool's end of the worker's calls socket (owned by the I/O thread, which does not
+    /// close it while the worker is lent).
+    pub(crate) fd: RawFd,
+}
+
+/// A call `submit` wrote to a lent worker, for the I/O thread to adopt.
+pub(crate) struct Expressed {
+    pub(crate) worker: u64,
+    pub(crate) job: Job,
+    /// Bytes of the frame written.
+    pub(crate) written: usize,
+}
+
+/// Calls up to this size may take the express path (one `send`, all-or-nothing in practice).
+const EXPRESS_MAX: usize = 4096;
+
 /// State shared by the pool's handle and its I/O thread.
 pub(crate) struct Shared {
     state: Mutex<State>,
+    /// Whether `submit` may write calls straight to idle workers (not with a task timeout, whose
+    /// clock the sleeping I/O thread must know about).
+    pub(crate) express: bool,
     /// Signalled when the I/O thread answers a request or exits.
     pub(crate) changed: Condvar,
     /// Wakes the I/O thread out of `poll`.
@@ -73,6 +96,10 @@ pub(crate) struct State {
     pub(crate) io_sleeping: bool,
     pub(crate) io_done: bool,
     pub(crate) pids: Vec<u32>,
+    /// Idle workers lent to `submit` while the I/O thread sleeps.
+    pub(crate) express: Vec<Express>,
+    /// Calls `submit` sent to lent workers.
+    pub(crate) expressed: Vec<Expressed>,
 }
 
 impl Shared {
@@ -222,8 +249,42 @@ impl ProcessPool {
                 future: Some(CancelHandle::new(future.clone())),
             }),
         };
-        self.enqueue(vec![job])?;
+        self.enqueue_one(job)?;
         Ok(future)
+    }
+
+    /// Queues one call, or writes it straight to an idle worker lent by the sleeping I/O
+    /// thread (one wake-up fewer on the round trip).
+    fn enqueue_one(&self, mut job: Job) -> Result<(), SubmitError> {
+        let wake = {
+            let mut state = self.shared.lock();
+            refusal(&state)?;
+            if state.queue.is_empty() && job.frame.len() <= EXPRESS_MAX {
+                if let Some(slot) = state.express.pop() {
+                    // A fresh future cannot have been cancelled: this claims it.
+                    job.completion.start();
+                    match sys::send_vectored(slot.fd, &[IoSlice::new(&job.frame)]) {
+                        Ok(written) if written > 0 => {
+                            state.expressed.push(Expressed {
+                                worker: slot.worker,
+                                job,
+                                written,
+                            });
+                            // The I/O thread wakes on the answer (or the worker's death).
+                            return Ok(());
+                        }
+                        // Dead or full: the I/O thread deals with it through the queue.
+                        _ => {}
+                    }
+                }
+            }
+            state.queue.push_back(job);
+            Shared::touch(&mut state)
+        };
+        if wake {
+            self.shared.wake.notify();
+        }
+        Ok(())
     }
 
     /// Applies `task` to every input on the workers and yields the results in input order
@@ -779,7 +840,10 @@ impl ProcessPoolBuilder {
                 io_sleeping: false,
                 io_done: false,
                 pids: Vec::new(),
+                express: Vec::new(),
+                expressed: Vec::new(),
             }),
+            express: self.task_timeout.is_none(),
             changed: Condvar::new(),
             wake: EventFd::new().map_err(BuildError::Io)?,
             next_id: AtomicU64::new(1),

@@ -2,7 +2,7 @@
 //! page tables (glibc spawns with `CLONE_VM | CLONE_VFORK`), so the cost does not grow with the
 //! parent's memory.
 //!
-//! The child gets: its calls pipe on descriptor 3 and its results pipe on 4; stdin from
+//! The child gets: its calls socket on descriptor 3 and its results pipe on 4; stdin from
 //! `/dev/null`; stdout and stderr as configured (inherited by default); every other descriptor
 //! closed; its own process group; the default disposition for the signals the pool uses and an
 //! empty signal mask.
@@ -33,7 +33,7 @@ pub(crate) struct SpawnConfig {
 /// A started worker: its pid and the parent's ends of its pipes.
 pub(crate) struct Spawned {
     pub(crate) pid: libc::pid_t,
-    /// Write end of the calls pipe (the worker's descriptor 3).
+    /// The pool's end of the calls socket (the worker's descriptor 3).
     pub(crate) calls: OwnedFd,
     /// Read end of the results pipe (the worker's descriptor 4).
     pub(crate) results: OwnedFd,
@@ -135,8 +135,8 @@ fn check(ret: libc::c_int) -> io::Result<()> {
 
 /// Starts one worker.
 pub(crate) fn spawn(config: &SpawnConfig) -> io::Result<Spawned> {
-    // The parent keeps the write end of the calls pipe and the read end of the results pipe.
-    let (calls_r, calls_w) = sys::pipe()?;
+    // The parent keeps its end of the calls socket and the read end of the results pipe.
+    let (calls_r, calls_w) = sys::socket_pair()?;
     let (results_r, results_w) = sys::pipe()?;
     // The parent's ends are separate open file descriptions from the child's, so this does not
     // make the worker's descriptors non-blocking.

@@ -44,6 +44,43 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((dup_high(r.as_fd())?, dup_high(w.as_fd())?))
 }
 
+/// A connected `AF_UNIX` stream socket pair, both ends close-on-exec and numbered at least
+/// [`MIN_FD`]. The pool sends calls over it with `MSG_NOSIGNAL`, so a dead worker yields `EPIPE`
+/// on any thread, never a `SIGPIPE`.
+pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors socketpair writes.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: socketpair succeeded, so both descriptors are new and ours.
+    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((dup_high(a.as_fd())?, dup_high(b.as_fd())?))
+}
+
+/// `sendmsg(2)` of up to `IOV_MAX` slices on a stream socket, without blocking and without
+/// `SIGPIPE`, retrying on EINTR.
+pub(crate) fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is a valid "no name, no control data" header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSlice` is ABI-compatible with `iovec`; sendmsg only reads through the pointer.
+    msg.msg_iov = bufs.as_ptr().cast_mut().cast();
+    msg.msg_iovlen = bufs.len().min(1024) as _;
+    loop {
+        // SAFETY: `msg` points to `msg_iovlen` live iovecs, each describing readable bytes.
+        let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+        match cvt_size(n) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Sets or clears `O_NONBLOCK`.
 pub(crate) fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<()> {
     // SAFETY: F_GETFL on a descriptor the caller keeps open; no memory is passed.
@@ -103,19 +140,6 @@ pub(crate) fn read_into_spare(fd: RawFd, buf: &mut Vec<u8>, max: usize) -> io::R
                 unsafe { buf.set_len(buf.len() + n) };
                 return Ok(n);
             }
-        }
-    }
-}
-
-/// `writev(2)` of up to `IOV_MAX` slices, retrying on EINTR.
-pub(crate) fn writev(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-    let count = bufs.len().min(1024) as libc::c_int;
-    loop {
-        // SAFETY: `IoSlice` is ABI-compatible with `iovec`, and each points to live bytes.
-        let n = unsafe { libc::writev(fd, bufs.as_ptr().cast(), count) };
-        match cvt_size(n) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
         }
     }
 }
