@@ -757,6 +757,36 @@ mod tests {
     }
 
     #[test]
+    fn random_bytes_never_panic() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let kinds = [HELLO, INIT, READY, INIT_FAILED, CALL, RESULT, 0, 200];
+        for round in 0..20_000 {
+            let len = (next() % 64) as usize;
+            let mut bytes: Vec<u8> = (0..len + HEADER_LEN).map(|_| next() as u8).collect();
+            // Mostly well-formed headers, so the bodies get exercised.
+            if round % 4 != 0 {
+                bytes[..4].copy_from_slice(&((len + 2) as u32).to_le_bytes());
+                bytes[4] = PROTOCOL_VERSION;
+                bytes[5] = kinds[(next() % kinds.len() as u64) as usize];
+            }
+            if let Ok((Frame::Result { outcomes, .. }, _)) = decode_frame(&bytes) {
+                let mut pos = 0;
+                for _ in outcomes.iter() {}
+                while Outcomes::next_at(outcomes.raw().1, &mut pos).is_some() {}
+            }
+            if let Ok((Frame::Call { args, .. }, _)) = decode_frame(&bytes) {
+                for _ in args.iter() {}
+            }
+        }
+    }
+
+    #[test]
     fn oversized_is_rejected_before_reading() {
         let bytes = [0xff, 0xff, 0xff, 0x7f, PROTOCOL_VERSION, RESULT];
         assert!(matches!(

@@ -708,8 +708,11 @@ impl ProcessPoolBuilder {
     }
 
     /// Run this program as the worker instead of the current executable. Its `main` must call
-    /// [`worker_main`](crate::worker_main) first and register the tasks this pool submits
-    /// (tasks it lacks fail with [`UnknownTask`](crate::UnknownTask)).
+    /// [`worker_main`](crate::worker_main) first and register the tasks this pool submits under
+    /// the same names (`module::path::fn`), which in practice means declaring them in a library
+    /// crate that both programs link. Tasks it lacks fail with
+    /// [`UnknownTask`](crate::UnknownTask); tasks with other argument or result types fail with
+    /// [`SignatureMismatch`](crate::SignatureMismatch).
     ///
     /// # Examples
     ///
