@@ -25,6 +25,12 @@ concur_process::task! {
     }
     fn pid_of(_x: u64) -> u32 { std::process::id() }
     fn len_of(bytes: Vec<u8>) -> usize { bytes.len() }
+    fn ignore_sigterm_and_hang(path: String) {
+        // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
+        unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+        announce(&path);
+        hang()
+    }
 }
 
 #[test]
@@ -321,4 +327,47 @@ fn chunks_split_at_the_frame_limit_and_an_oversized_input_fails_alone() {
             assert_eq!(*item.as_ref().unwrap(), inputs[i].len());
         }
     }
+}
+
+#[test]
+fn terminate_escalates_to_sigkill_after_the_grace_period() {
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .terminate_grace(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let fifo = Fifo::new("stubborn");
+    let stubborn = pool
+        .submit(ignore_sigterm_and_hang, fifo.path_string())
+        .unwrap();
+    let worker: u32 = fifo.read_line().parse().unwrap();
+    let start = Instant::now();
+    pool.terminate_workers();
+    // The future resolves at once; the worker is reaped after the grace period.
+    assert!(stubborn.is_done());
+    assert!(start.elapsed() < Duration::from_millis(500));
+    drop(pool);
+    assert!(start.elapsed() >= Duration::from_millis(500));
+    assert!(!common::exists(worker));
+}
+
+#[test]
+fn a_worker_that_never_greets_is_killed_at_the_startup_timeout() {
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .worker_program("/bin/sleep")
+        .worker_args(["1000"])
+        .startup_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let failure = pool.submit(square, 1).unwrap().error().unwrap().unwrap();
+    let broken = failure
+        .downcast_ref::<concur_process::BrokenPool>()
+        .unwrap();
+    assert!(matches!(
+        broken
+            .cause
+            .downcast_ref::<concur_process::HandshakeError>(),
+        Some(concur_process::HandshakeError::NoGreeting(_))
+    ));
 }
