@@ -63,3 +63,28 @@ pub fn handle_sizes() -> [(&'static str, usize); 3] {
         ("Option<Future<u64>>", size_of::<Option<Future<u64>>>()),
     ]
 }
+
+/// Allocations of one `wait` / `as_completed` call over `n` pending futures (DESIGN §6: one
+/// allocation per call for the wait set, plus collecting the futures): `(call, allocations)`.
+///
+/// The `wait` call times out after 1 µs (it registers, then leaves); the `as_completed`
+/// iterator is made and dropped. Needs [`Counting`](crate::alloc_count::Counting) as the
+/// global allocator.
+pub fn wait_calls(n: usize) -> Vec<(&'static str, Allocations)> {
+    let (promises, futures): (Vec<Promise<u64>>, Vec<Future<u64>>) =
+        (0..n).map(|_| concur_core::promise()).unzip();
+    let wait = || {
+        concur_core::wait(
+            &futures,
+            Some(std::time::Duration::from_micros(1)),
+            concur_core::ReturnWhen::FirstCompleted,
+        )
+    };
+    let as_completed = || drop(concur_core::as_completed(&futures, None));
+    drop(wait()); // first-use allocations (thread-locals) are not per call
+    let (waited, _) = alloc_count::count(wait);
+    as_completed();
+    let (iterated, ()) = alloc_count::count(as_completed);
+    drop(promises);
+    vec![("wait", waited), ("as_completed", iterated)]
+}

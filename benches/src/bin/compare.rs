@@ -146,6 +146,16 @@ fn parent(options: &Options) {
             f.name, f.allocs, f.frees, f.bytes
         );
     }
+    if alloc_count::installed() {
+        for n in [16, 10_000] {
+            for (call, a) in footprint::wait_calls(n) {
+                eprintln!(
+                    "  allocations  {call:<18} {} allocs, {} frees, {} bytes per call over {n} pending futures",
+                    a.allocs, a.frees, a.bytes
+                );
+            }
+        }
+    }
     for (ty, size) in footprint::handle_sizes() {
         eprintln!("  size_of      {ty:<18} {size} bytes");
     }

@@ -1,6 +1,7 @@
 //! The thread pool: `pool/round_trip` (one no-op submit, then its result, in a loop; nothing
 //! pinned) and `pool/throughput_100k` (100,000 no-op submits, then every result; the figure is
-//! nanoseconds per task), every pool with 2 workers. Also the idle-CPU figure of a pool.
+//! nanoseconds per task; ours also through `map`, the `.map` row), every pool with 2 workers.
+//! Also the idle-CPU figure of a pool.
 //!
 //! Peers: rayon (`ThreadPool::spawn`, what `rayon::spawn` does on the global pool, plus a
 //! `oneshot` channel per task for its result), the `threadpool` crate (`execute`, every
@@ -13,6 +14,7 @@ use std::hint::black_box;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use concur_core::MapOptions;
 use concur_pool::ThreadPool;
 
 use crate::contender::{Batch, Contender, Scenario, Side};
@@ -214,6 +216,29 @@ impl<P: Pool> Batch for Throughput<P> {
     }
 }
 
+/// Ours through `map_with` (one deadline for the batch): [`TASKS`] inputs, results in order.
+struct MapThroughput(ThreadPool);
+
+impl Batch for MapThroughput {
+    fn run(&mut self, iters: u64) -> Duration {
+        let options = MapOptions::new().timeout(RESULT_LIMIT);
+        let start = Instant::now();
+        for _ in 0..iters {
+            let sum: u64 = self
+                .0
+                .map_with(|i| i, 0..TASKS as u64, options)
+                .map(|r| r.expect("ours/map: a task failed or timed out"))
+                .sum();
+            assert_eq!(
+                sum,
+                (TASKS as u64 - 1) * TASKS as u64 / 2,
+                "a result was lost"
+            );
+        }
+        start.elapsed()
+    }
+}
+
 fn round_trip<P: Pool>(name: &'static str, side: Side) -> Contender {
     Contender::new(name, side, || Box::new(RoundTrip(P::start())))
 }
@@ -247,6 +272,9 @@ pub fn throughput_scenario() -> Scenario {
         name: THROUGHPUT,
         contenders: vec![
             throughput::<Ours>("ours/submit", Side::Ours),
+            Contender::new("ours/map", Side::Ours, || {
+                Box::new(MapThroughput(Ours::start().0))
+            }),
             throughput::<Rayon>("rayon", Side::Peer),
             throughput::<Threadpool>("threadpool", Side::Peer),
             throughput::<Tokio>("tokio", Side::Peer),
