@@ -67,8 +67,9 @@ pub fn handle_sizes() -> [(&'static str, usize); 3] {
 /// Allocations of one `wait` / `as_completed` call over `n` pending futures (DESIGN §6: one
 /// allocation per call for the wait set, plus collecting the futures): `(call, allocations)`.
 ///
-/// The `wait` call times out after 1 µs (it registers, then leaves); the `as_completed`
-/// iterator is made and dropped. Needs [`Counting`](crate::alloc_count::Counting) as the
+/// The `wait` call times out after 2 ms (long enough that it registers even over 10,000
+/// futures: a deadline already past when it would register skips registering), then leaves;
+/// the `as_completed` iterator is made and dropped. Needs [`Counting`](crate::alloc_count::Counting) as the
 /// global allocator.
 pub fn wait_calls(n: usize) -> Vec<(&'static str, Allocations)> {
     let (promises, futures): (Vec<Promise<u64>>, Vec<Future<u64>>) =
@@ -76,7 +77,7 @@ pub fn wait_calls(n: usize) -> Vec<(&'static str, Allocations)> {
     let wait = || {
         concur_core::wait(
             &futures,
-            Some(std::time::Duration::from_micros(1)),
+            Some(std::time::Duration::from_millis(2)),
             concur_core::ReturnWhen::FirstCompleted,
         )
     };
