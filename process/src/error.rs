@@ -340,18 +340,18 @@ impl std::error::Error for InitializerFailed {}
 /// died before becoming ready).
 #[derive(Clone, Debug)]
 #[non_exhaustive]
-pub struct BrokenPool {
+pub struct BrokenProcessPool {
     /// Why.
     pub cause: concur_core::Failure,
 }
 
-impl fmt::Display for BrokenPool {
+impl fmt::Display for BrokenProcessPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "the process pool is broken: {}", self.cause)
     }
 }
 
-impl std::error::Error for BrokenPool {
+impl std::error::Error for BrokenProcessPool {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.cause)
     }

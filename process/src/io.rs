@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use concur_core::Failure;
 
 use crate::error::{
-    BrokenPool, ExitStatus, HandshakeError, InitializerFailed, ProtocolError, SpawnFailed,
+    BrokenProcessPool, ExitStatus, HandshakeError, InitializerFailed, ProtocolError, SpawnFailed,
     TaskKilled, TaskTimedOut, Terminated, WorkerDied,
 };
 use crate::frame::{self, Frame, FrameError, Outcomes, PROTOCOL_VERSION};
@@ -259,7 +259,7 @@ impl Drop for ExitGuard {
         let leftovers = {
             let mut state = self.0.lock();
             if !state.io_done && state.broken.is_none() {
-                state.broken = Some(Failure::from_error(BrokenPool {
+                state.broken = Some(Failure::from_error(BrokenProcessPool {
                     cause: Failure::from_error(std::io::Error::other(
                         "the pool's I/O thread ended unexpectedly",
                     )),
@@ -999,7 +999,7 @@ impl Io {
             return;
         }
         self.broken = true;
-        let broken = Failure::from_error(BrokenPool { cause });
+        let broken = Failure::from_error(BrokenProcessPool { cause });
         let queued = {
             let mut state = self.shared.lock();
             state.broken = Some(broken.clone());

@@ -14,7 +14,7 @@
 //!   the task to print on; it leads its own process group and dies with the pool.
 //! - **Failures stay local**: a worker killed mid-task fails only the task it was running, with
 //!   [`WorkerDied`] (pid, signal or exit code); the calls queued behind it run on a replacement.
-//!   The pool is [broken](BrokenPool) only when the initializer fails or new workers keep dying.
+//!   The pool is [broken](BrokenProcessPool) only when the initializer fails or new workers keep dying.
 //!
 //! ```no_run
 //! use concur_process::{MapOptions, ProcessPool};
@@ -55,7 +55,7 @@
 //!
 //! A task's future fails with a [`concur_core::Failure`] wrapping one of this crate's error
 //! types: [`WorkerDied`], [`TaskPanicked`], [`TaskTimedOut`], [`TaskKilled`], [`UnknownTask`],
-//! [`SignatureMismatch`], [`CodecError`], [`ProtocolError`], [`Terminated`] or [`BrokenPool`].
+//! [`SignatureMismatch`], [`CodecError`], [`ProtocolError`], [`Terminated`] or [`BrokenProcessPool`].
 //! Match them with `failure.downcast_ref::<WorkerDied>()`.
 //!
 //! ## Platform
@@ -76,9 +76,9 @@ mod sys;
 mod worker;
 
 pub use error::{
-    BrokenPool, BuildError, CodecError, CodecStage, ExitStatus, HandshakeError, InitializerFailed,
-    ProtocolError, SignatureMismatch, SpawnFailed, TaskKilled, TaskPanicked, TaskTimedOut,
-    Terminated, UnknownTask, WorkerDied,
+    BrokenProcessPool, BuildError, CodecError, CodecStage, ExitStatus, HandshakeError,
+    InitializerFailed, ProtocolError, SignatureMismatch, SpawnFailed, TaskKilled, TaskPanicked,
+    TaskTimedOut, Terminated, UnknownTask, WorkerDied,
 };
 pub use map::{Map, MapOptions};
 pub use pool::{ProcessPool, ProcessPoolBuilder};

@@ -210,7 +210,7 @@ impl ProcessPool {
     ///
     /// # Errors
     /// [`SubmitError::Shutdown`] after [`shutdown`](ProcessPool::shutdown) (or a terminate);
-    /// [`SubmitError::Broken`] (with a [`BrokenPool`](crate::BrokenPool)) once the pool is broken.
+    /// [`SubmitError::Broken`] (with a [`BrokenProcessPool`](crate::BrokenProcessPool)) once the pool is broken.
     ///
     /// # Examples
     ///
@@ -647,7 +647,7 @@ impl ProcessPoolBuilder {
 
     /// Run `task(args)` in every worker before its first call. If it fails (panics, or the
     /// worker dies), the pool is broken: every pending future and later submission fail with
-    /// [`BrokenPool`](crate::BrokenPool) caused by
+    /// [`BrokenProcessPool`](crate::BrokenProcessPool) caused by
     /// [`InitializerFailed`](crate::InitializerFailed). Its result is ignored.
     ///
     /// # Examples

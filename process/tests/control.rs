@@ -362,7 +362,7 @@ fn a_worker_that_never_greets_is_killed_at_the_startup_timeout() {
         .unwrap();
     let failure = pool.submit(square, 1).unwrap().error().unwrap().unwrap();
     let broken = failure
-        .downcast_ref::<concur_process::BrokenPool>()
+        .downcast_ref::<concur_process::BrokenProcessPool>()
         .unwrap();
     assert!(matches!(
         broken

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use concur_core::SubmitError;
 use concur_process::{
-    BrokenPool, BuildError, CodecError, CodecStage, ExitStatus, InitializerFailed, ProcessPool,
-    ProtocolError, TaskPanicked, UnknownTask, WorkerDied,
+    BrokenProcessPool, BuildError, CodecError, CodecStage, ExitStatus, InitializerFailed,
+    ProcessPool, ProtocolError, TaskPanicked, UnknownTask, WorkerDied,
 };
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -299,13 +299,15 @@ fn a_failing_initializer_breaks_the_pool() {
     let futures: Vec<_> = (0..4u64).map(|i| pool.submit(square, i).unwrap()).collect();
     for f in futures {
         let failure = f.error().unwrap().unwrap();
-        let broken = failure.downcast_ref::<BrokenPool>().expect("BrokenPool");
+        let broken = failure
+            .downcast_ref::<BrokenProcessPool>()
+            .expect("BrokenProcessPool");
         let init = broken.cause.downcast_ref::<InitializerFailed>().unwrap();
         assert!(init.message.contains("no database"), "{init}");
     }
     match pool.submit(square, 1) {
         Err(SubmitError::Broken(failure)) => {
-            assert!(failure.downcast_ref::<BrokenPool>().is_some())
+            assert!(failure.downcast_ref::<BrokenProcessPool>().is_some())
         }
         other => panic!("expected Broken, got {other:?}"),
     }
@@ -329,7 +331,9 @@ fn a_worker_program_that_is_not_a_worker_breaks_the_pool_with_a_hint() {
         .build()
         .unwrap();
     let failure = pool.submit(square, 2).unwrap().error().unwrap().unwrap();
-    let broken = failure.downcast_ref::<BrokenPool>().expect("BrokenPool");
+    let broken = failure
+        .downcast_ref::<BrokenProcessPool>()
+        .expect("BrokenProcessPool");
     assert!(broken.to_string().contains("worker_main"), "{broken}");
 }
 

@@ -1,6 +1,6 @@
 //! A worker whose greeting does not match breaks the pool with a typed error.
 
-use concur_process::{BrokenPool, HandshakeError, ProcessPool};
+use concur_process::{BrokenProcessPool, HandshakeError, ProcessPool};
 
 concur_process::test_worker!();
 
@@ -50,7 +50,9 @@ fn broken_by(mode: &str) -> HandshakeError {
         .build()
         .unwrap();
     let failure = pool.submit(square, 3).unwrap().error().unwrap().unwrap();
-    let broken = failure.downcast_ref::<BrokenPool>().expect("BrokenPool");
+    let broken = failure
+        .downcast_ref::<BrokenProcessPool>()
+        .expect("BrokenProcessPool");
     assert!(matches!(
         pool.submit(square, 4),
         Err(concur_core::SubmitError::Broken(_))
