@@ -233,15 +233,19 @@ fn parent(options: &Options) {
 /// `#` lines heading the output: the command, the plan and the machine.
 fn describe_machine(plan: Plan) {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    println!("# compare {}", args.join(" "));
+    if args.is_empty() {
+        println!("# compare (no arguments: the full plan, every scenario)");
+    } else {
+        println!("# compare {}", args.join(" "));
+    }
     println!(
         "# plan: {} rounds x {:?} slices, interleaved; figures are medians in ns per operation",
         plan.rounds, plan.slice
     );
     println!(
-        "# machine: {} CPUs allowed, available_parallelism {}; CPU {}; load average at the start: {}",
-        affinity::allowed_cpu_count().map_or("unknown".into(), |n| n.to_string()),
+        "# machine: nproc {} ({} CPUs allowed); CPU {}; load average at the start: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        affinity::allowed_cpu_count().map_or("unknown".into(), |n| n.to_string()),
         procfs::cpu_model().unwrap_or_else(|| "unknown".into()),
         procfs::load_average().unwrap_or_else(|| "unknown".into()),
     );
