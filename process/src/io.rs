@@ -29,10 +29,13 @@ use crate::job::{Job, wire_failure};
 use crate::pool::{Config, Express, Expressed, Shared};
 use crate::spawn;
 use crate::sys;
-use crate::worker::fingerprint;
+use crate::worker::{SYNC, fingerprint};
 
 /// Consecutive workers that may die before becoming ready before the pool is declared broken.
 const STARTUP_FAILURES: u32 = 3;
+
+/// Most bytes a launcher may print before its worker greets the pool.
+const NOISE_LIMIT: usize = 64 * 1024;
 
 /// Most bytes read from one worker per wake, so one huge result cannot starve the others.
 const READ_BUDGET: usize = 8 << 20;
@@ -66,6 +69,8 @@ struct Worker {
     results: Option<OwnedFd>,
     rbuf: Vec<u8>,
     rpos: usize,
+    /// Whether the bytes before the worker's first frame were skipped (launcher mode only).
+    synced: bool,
     phase: Phase,
     /// The INIT frame and how much of it was written.
     prefix: Vec<u8>,
@@ -509,6 +514,7 @@ impl Io {
                     results: Some(spawned.results),
                     rbuf: Vec::with_capacity(64 * 1024),
                     rpos: 0,
+                    synced: !self.config.spawn.stdio,
                     phase: Phase::Hello,
                     prefix,
                     prefix_off: 0,
@@ -764,6 +770,25 @@ impl Io {
         let fingerprint = self.fingerprint;
         let worker = &mut self.workers[i];
         let mut events = Vec::new();
+        if !worker.synced {
+            let noise = &worker.rbuf[worker.rpos..];
+            match noise.windows(SYNC.len()).position(|w| w == SYNC) {
+                Some(at) => {
+                    worker.rpos += at + SYNC.len();
+                    worker.synced = true;
+                }
+                None if noise.len() > NOISE_LIMIT => {
+                    events.push(Event::Broken(Failure::from_error(
+                        HandshakeError::Malformed(FrameError::Malformed(
+                            "no greeting in the launcher's first 64 KiB",
+                        )),
+                    )));
+                    worker.rpos = worker.rbuf.len();
+                    return events;
+                }
+                None => return events,
+            }
+        }
         while worker.rpos < worker.rbuf.len() {
             if matches!(worker.kill, Some(Kill::Protocol(_))) {
                 worker.rpos = worker.rbuf.len();

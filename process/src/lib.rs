@@ -12,6 +12,8 @@
 //!   ([`test_worker!`] does it for `cargo test` binaries). Each has private pipes on descriptors
 //!   3 (calls) and 4 (results), stdin from `/dev/null`, and the parent's stdout and stderr for
 //!   the task to print on; it leads its own process group and dies with the pool.
+//! - **Launchers**: with [`ProcessPoolBuilder::launcher`] (`ssh host`, `srun ...`) the same
+//!   frames travel over the worker's stdin and stdout, so a pool can reach past one machine.
 //! - **Failures stay local**: a worker killed mid-task fails only the task it was running, with
 //!   [`WorkerDied`] (pid, signal or exit code); the calls queued behind it run on a replacement.
 //!   The pool is [broken](BrokenProcessPool) only when the initializer fails or new workers keep dying.

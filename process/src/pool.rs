@@ -601,6 +601,7 @@ pub struct ProcessPoolBuilder {
     prefetch: Option<usize>,
     program: Option<PathBuf>,
     args: Option<Vec<OsString>>,
+    launcher: Option<Vec<OsString>>,
     env: Vec<(OsString, OsString)>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
@@ -741,6 +742,44 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// Start workers through a launcher that relays only stdin and stdout, such as
+    /// `["ssh", "host"]` or `["srun", "-N1", "-n1", "--"]`, so the pool can reach past one
+    /// machine (DESIGN §5).
+    ///
+    /// The pool runs `PREFIX... env CONCUR_PROCESS_WORKER=stdio PROGRAM ARGS...`, where
+    /// `PROGRAM` is the [worker program](ProcessPoolBuilder::worker_program) (default: this
+    /// executable's path, which must exist at the same path where the launcher runs it), and
+    /// speaks the same frames over the launcher's stdin and stdout. The worker moves them out of
+    /// the way first and points its own stdout at stderr, so tasks still print freely; whatever
+    /// the launcher or a login shell prints before the worker starts is skipped. The handshake
+    /// checks the remote build's fingerprint; death is EOF (and the launcher's exit status,
+    /// reported in [`WorkerDied`](crate::WorkerDied) with the launcher's pid). A remote worker
+    /// exits when the launcher closes its stdin; there is no `PR_SET_PDEATHSIG` across machines.
+    /// Arguments are passed as they are: a launcher that joins them into a shell command line
+    /// (ssh does) needs them free of spaces and shell syntax. Environment entries set with
+    /// [`env`](ProcessPoolBuilder::env) go on that command line too; [`stdout`](ProcessPoolBuilder::stdout)
+    /// does not apply (the workers' prints go to their stderr). An empty prefix runs the worker
+    /// locally in this mode.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let pool = concur_process::ProcessPool::builder()
+    ///     .launcher(["ssh", "compute-7"])
+    ///     .worker_program("/opt/app/bin/app")
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn launcher<I, S>(mut self, prefix: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.launcher = Some(prefix.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Set an environment variable in the workers (they inherit the rest of this process's
     /// environment as it is at `build`).
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
@@ -818,7 +857,12 @@ impl ProcessPoolBuilder {
             .initializer
             .transpose()
             .map_err(BuildError::Initializer)?;
-        let spawn = spawn_config(self.program, self.args, self.env, self.stdout, self.stderr)?;
+        let spawn = match self.launcher {
+            Some(prefix) => {
+                launcher_config(prefix, self.program, self.args, self.env, self.stderr)?
+            }
+            None => spawn_config(self.program, self.args, self.env, self.stdout, self.stderr)?,
+        };
         let config = Config {
             max_workers,
             max_tasks_per_child,
@@ -937,6 +981,62 @@ fn spawn_config(
         stdout,
         stderr,
         park_stdout,
+        stdio: false,
+    })
+}
+
+/// Launcher mode: `PREFIX... env CONCUR_PROCESS_WORKER=stdio PROGRAM ARGS...` over stdio.
+fn launcher_config(
+    prefix: Vec<OsString>,
+    program: Option<PathBuf>,
+    args: Option<Vec<OsString>>,
+    extra_env: Vec<(OsString, OsString)>,
+    stderr: Option<OwnedFd>,
+) -> Result<SpawnConfig, BuildError> {
+    let program = match program {
+        Some(path) => path.into_os_string(),
+        None => std::env::current_exe()
+            .map_err(BuildError::Io)?
+            .into_os_string(),
+    };
+    let args = match args {
+        Some(args) => args,
+        None => registry::test_worker_name()
+            .map(|name| {
+                [name, "--exact", "--nocapture", "--test-threads=1", "-q"]
+                    .into_iter()
+                    .map(OsString::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let mut argv = Vec::new();
+    for part in &prefix {
+        argv.push(cstring(part.as_bytes())?);
+    }
+    argv.push(c"env".to_owned());
+    argv.push(cstring(format!("{ENV_WORKER}=stdio").as_bytes())?);
+    for (key, value) in &extra_env {
+        argv.push(env_entry(key, value)?);
+    }
+    argv.push(cstring(program.as_bytes())?);
+    for arg in &args {
+        argv.push(cstring(arg.as_bytes())?);
+    }
+    let mut env = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        if key != ENV_WORKER {
+            env.push(env_entry(&key, &value)?);
+        }
+    }
+    Ok(SpawnConfig {
+        program: argv[0].clone(),
+        argv,
+        env,
+        stdout: None,
+        stderr,
+        park_stdout: false,
+        stdio: true,
     })
 }
 

@@ -28,6 +28,9 @@ pub(crate) struct SpawnConfig {
     pub(crate) stderr: Option<OwnedFd>,
     /// Park stdout on descriptor 5 and point 1 at `/dev/null` while libtest starts.
     pub(crate) park_stdout: bool,
+    /// Launcher mode: the calls and results go over the child's stdin and stdout (which a
+    /// launcher such as `ssh` relays), and `program` is looked up in `PATH`.
+    pub(crate) stdio: bool,
 }
 
 /// A started worker: its pid and the parent's ends of its pipes.
@@ -146,8 +149,13 @@ pub(crate) fn spawn(config: &SpawnConfig) -> io::Result<Spawned> {
 
     let mut actions = FileActions::new()?;
     // Sources are all >= 10 (see `sys::dup_high`), so no action clobbers a later source.
-    actions.dup2(calls_r.as_raw_fd(), FD_CALLS)?;
-    actions.dup2(results_w.as_raw_fd(), FD_RESULTS)?;
+    if config.stdio {
+        actions.dup2(calls_r.as_raw_fd(), 0)?;
+        actions.dup2(results_w.as_raw_fd(), 1)?;
+    } else {
+        actions.dup2(calls_r.as_raw_fd(), FD_CALLS)?;
+        actions.dup2(results_w.as_raw_fd(), FD_RESULTS)?;
+    }
     let stdout = match &config.stdout {
         Some(fd) => Some(sys::dup_high(std::os::fd::AsFd::as_fd(fd))?),
         None => None,
@@ -156,7 +164,9 @@ pub(crate) fn spawn(config: &SpawnConfig) -> io::Result<Spawned> {
         Some(fd) => Some(sys::dup_high(std::os::fd::AsFd::as_fd(fd))?),
         None => None,
     };
-    if config.park_stdout {
+    if config.stdio {
+        // stdout carries the results; the worker points its own stdout at stderr.
+    } else if config.park_stdout {
         let source = stdout.as_ref().map_or(1, AsRawFd::as_raw_fd);
         actions.dup2(source, FD_STDOUT)?;
         actions.open(1, &dev_null, libc::O_WRONLY)?;
@@ -166,12 +176,16 @@ pub(crate) fn spawn(config: &SpawnConfig) -> io::Result<Spawned> {
     if let Some(fd) = &stderr {
         actions.dup2(fd.as_raw_fd(), 2)?;
     }
-    actions.open(0, &dev_null, libc::O_RDONLY)?;
-    actions.close_from(if config.park_stdout {
-        FD_STDOUT + 1
+    if config.stdio {
+        actions.close_from(3)?;
     } else {
-        FD_STDOUT
-    })?;
+        actions.open(0, &dev_null, libc::O_RDONLY)?;
+        actions.close_from(if config.park_stdout {
+            FD_STDOUT + 1
+        } else {
+            FD_STDOUT
+        })?;
+    }
 
     let mut attr = Attributes::new()?;
     let mut argv: Vec<*mut libc::c_char> =
@@ -187,7 +201,12 @@ pub(crate) fn spawn(config: &SpawnConfig) -> io::Result<Spawned> {
     // and attributes were initialised above. glibc's posix_spawn does not write through argv or
     // envp despite their `*mut` types.
     let ret = unsafe {
-        libc::posix_spawn(
+        let spawn = if config.stdio {
+            libc::posix_spawnp
+        } else {
+            libc::posix_spawn
+        };
+        spawn(
             &mut pid,
             config.program.as_ptr(),
             actions.ptr(),

@@ -302,6 +302,28 @@ pub(crate) fn move_fd(from: RawFd, to: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// `dup2(from, to)`, keeping `from` open.
+pub(crate) fn dup_to(from: RawFd, to: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 on descriptor numbers; `to` is replaced atomically.
+    cvt(unsafe { libc::dup2(from, to) })?;
+    Ok(())
+}
+
+/// Opens `/dev/null` read-write on descriptor `fd`.
+pub(crate) fn reopen_dev_null(fd: RawFd) -> io::Result<()> {
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    if null.as_raw_fd() != fd {
+        dup_to(null.as_raw_fd(), fd)?;
+    } else {
+        // Already in place: keep it open.
+        std::mem::forget(null);
+    }
+    Ok(())
+}
+
 /// The name of a signal, as in `SIGKILL`.
 pub(crate) fn signal_name(signal: i32) -> Option<&'static str> {
     Some(match signal {

@@ -22,6 +22,10 @@ pub(crate) const FD_RESULTS: i32 = 4;
 /// Descriptor carrying the real stdout while libtest starts (test helpers only).
 pub(crate) const FD_STDOUT: i32 = 5;
 
+/// What a worker started through a launcher writes before its HELLO, so the pool can skip
+/// whatever the launcher, a login shell or libtest printed on stdout before the worker started.
+pub(crate) const SYNC: &[u8] = b"\0\x1bconcur-process sync\0";
+
 /// Exit code of a worker that received bytes it could not understand (`EX_PROTOCOL`).
 const EXIT_PROTOCOL: i32 = 76;
 
@@ -74,6 +78,9 @@ pub fn worker_main() {
         return;
     };
     let value = value.to_string_lossy().into_owned();
+    if value == "stdio" {
+        stdio_main();
+    }
     let (parent, restore_stdout) = match value.split_once(':') {
         Some((pid, "stdout5")) => (pid, true),
         _ => (value.as_str(), false),
@@ -102,7 +109,25 @@ pub fn worker_main() {
     // would stay open in them and hide its death).
     let _ = sys::set_cloexec(FD_CALLS);
     let _ = sys::set_cloexec(FD_RESULTS);
-    std::process::exit(serve());
+    std::process::exit(serve(false));
+}
+
+/// A worker started through a launcher: the frames come over stdin and go out over stdout.
+fn stdio_main() -> ! {
+    // SAFETY: as in `worker_main`: no other thread of ours runs yet.
+    unsafe { std::env::remove_var(ENV_WORKER) };
+    // Calls: stdin moves to 3, and stdin becomes /dev/null. Results: stdout moves to 4, and
+    // stdout becomes a copy of stderr, so tasks' prints cannot corrupt the frames.
+    let moved = sys::move_fd(0, FD_CALLS)
+        .and_then(|()| sys::reopen_dev_null(0))
+        .and_then(|()| sys::move_fd(1, FD_RESULTS))
+        .and_then(|()| sys::dup_to(2, 1));
+    if moved.is_err() {
+        std::process::exit(EXIT_PROTOCOL);
+    }
+    let _ = sys::set_cloexec(FD_CALLS);
+    let _ = sys::set_cloexec(FD_RESULTS);
+    std::process::exit(serve(true));
 }
 
 /// A panic's message and `(file, line, column)`.
@@ -186,9 +211,12 @@ impl FrameReader {
 }
 
 /// The worker loop; returns the exit code.
-fn serve() -> i32 {
+fn serve(sync: bool) -> i32 {
     install_panic_hook();
     let mut out = Vec::with_capacity(64 * 1024);
+    if sync {
+        out.extend_from_slice(SYNC);
+    }
     frame::encode_hello(&mut out, fingerprint(), sys::getpid() as u32);
     if sys::write_all(FD_RESULTS, &out).is_err() {
         return 0;
