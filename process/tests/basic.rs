@@ -9,6 +9,12 @@ concur_process::task! {
     fn add(a: i64, b: i64) -> i64 { a + b }
     fn boom(msg: String) -> u8 { panic!("{msg}") }
     fn pid() -> u32 { std::process::id() }
+    fn nested(x: u64) -> (u64, u32) {
+        // A pool inside a worker: its workers are this worker's children.
+        let pool = ProcessPool::builder().max_workers(1).build().unwrap();
+        let inner = pool.submit(pid, ()).unwrap().into_result().unwrap();
+        (*pool.submit(square, x).unwrap().result().unwrap(), inner)
+    }
     fn stdin_bytes() -> usize {
         use std::io::Read;
         let mut all = Vec::new();
@@ -88,4 +94,14 @@ fn handles_are_send_and_sync() {
     send_sync::<concur_process::Task<u64, u64>>();
     send_sync::<concur_process::Map<'static, u64, u64, std::ops::Range<u64>>>();
     send_sync::<concur_process::ProcessPoolBuilder>();
+}
+
+#[test]
+fn a_task_may_run_its_own_pool() {
+    let pool = ProcessPool::builder().max_workers(1).build().unwrap();
+    let worker = *pool.submit(pid, ()).unwrap().result().unwrap();
+    let (square_of_5, inner) = *pool.submit(nested, 5).unwrap().result().unwrap();
+    assert_eq!(square_of_5, 25);
+    assert_ne!(inner, worker);
+    assert_ne!(inner, std::process::id());
 }
