@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 
-use concur_core::{Error, promise};
+use concur_core::promise;
 
 mod common;
 
@@ -84,10 +84,10 @@ async fn tokio_awaits_a_future_completed_by_a_plain_thread() {
 async fn tokio_sees_cancellation_and_failure() {
     let (_promise, cancelled) = promise::<u8>();
     cancelled.cancel();
-    assert!(matches!(cancelled.await, Err(Error::Cancelled)));
+    assert!(matches!(cancelled.await, Err(concur_core::Error::Cancelled)));
     let (promise, failed) = promise::<u8>();
     tokio::spawn(async move { promise.set_error(std::fmt::Error).unwrap() });
-    assert!(matches!(failed.await, Err(Error::Failed(_))));
+    assert!(matches!(failed.await, Err(concur_core::Error::Failed(_))));
 }
 
 // Miri cannot run tokio's driver; the hand-written poll loop covers the protocol there.
