@@ -68,14 +68,24 @@ impl<T, F: FnOnce() -> T> OpsFor<T, F> {
     };
 }
 
+/// Moves the work out of its slot.
+///
+/// # Safety
+/// `task` is alive and the caller owns its work (won the claim, or is the producer of a
+/// cancelled task).
+unsafe fn take_work<T, F>(task: NonNull<TaskCell<T, F>>) -> Option<F> {
+    // SAFETY: alive per the contract.
+    let slot = unsafe { &task.as_ref().work };
+    // SAFETY: the caller owns the work, so nobody else touches the slot.
+    slot.with_mut(|work| unsafe { (*work).take() })
+}
+
 /// # Safety
 /// As `TaskOps::run`.
 unsafe fn run_task<T, F: FnOnce() -> T>(header: NonNull<Header>, producer_done: bool) {
     let task = header.cast::<TaskCell<T, F>>();
     // SAFETY: the claim's winner owns the work (invariant) and the cell is alive (caller).
-    let work = unsafe { task.as_ref() }
-        .work
-        .with_mut(|w| unsafe { (*w).take() });
+    let work = unsafe { take_work(task) };
     let outcome = match work {
         Some(work) => catch(work),
         None => Err(Failure::abandoned()),
@@ -99,9 +109,7 @@ fn catch<T>(work: impl FnOnce() -> T) -> Result<T, Failure> {
 unsafe fn discard_task<T, F>(header: NonNull<Header>) {
     let task = header.cast::<TaskCell<T, F>>();
     // SAFETY: per the contract the work is ours to drop.
-    let work = unsafe { task.as_ref() }
-        .work
-        .with_mut(|w| unsafe { (*w).take() });
+    let work = unsafe { take_work(task) };
     crate::callback::catch_and_report(|| drop(work));
 }
 

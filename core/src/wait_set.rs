@@ -37,6 +37,20 @@ struct WaitNode {
     linked: UnsafeCell<bool>,
 }
 
+impl WaitNode {
+    /// Records that the push succeeded. Only the set's owner calls this.
+    fn set_linked(&self) {
+        // SAFETY: `linked` is owner-only (see the field), and only the owner calls this.
+        self.linked.with_mut(|linked| unsafe { *linked = true });
+    }
+
+    /// Whether the push succeeded. Only the set's owner calls this.
+    fn is_linked(&self) -> bool {
+        // SAFETY: as in `set_linked`.
+        self.linked.with(|linked| unsafe { *linked })
+    }
+}
+
 /// The part of the allocation that completers touch.
 ///
 /// Invariant: `refs` counts the owner (until it leaves) plus every node whose reference has not
@@ -127,10 +141,8 @@ impl WaitSet {
         // or fired (the allocation outlives both through `refs`).
         match unsafe { header.push(node.cast()) } {
             Push::Linked => {
-                // SAFETY: owner-only field.
-                unsafe { node.as_ref() }
-                    .linked
-                    .with_mut(|l| unsafe { *l = true });
+                // SAFETY: the node lives in our allocation (kept alive by the owner's reference).
+                unsafe { node.as_ref() }.set_linked();
                 true
             }
             Push::Final => {
@@ -210,8 +222,8 @@ impl WaitSet {
         let mut released = 1; // the owner's own
         for index in 0..len {
             let node = self.node(index);
-            // SAFETY: owner-only field.
-            let linked = unsafe { node.as_ref() }.linked.with(|l| unsafe { *l });
+            // SAFETY: the node lives in our allocation (kept alive by the owner's reference).
+            let linked = unsafe { node.as_ref() }.is_linked();
             if !linked {
                 released += 1;
                 continue;
