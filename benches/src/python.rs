@@ -105,6 +105,10 @@ pub fn measure(groups: &[&str], run: Run) -> Result<Vec<Figure>, String> {
     if !status.success() {
         return Err(format!("{python} {} failed: {status}", script.display()));
     }
+    // Its comments (interpreter version, task counts) are for a reader.
+    for comment in text.lines().filter(|line| line.starts_with('#')) {
+        eprintln!("  {comment}");
+    }
     parse(&text).ok_or_else(|| "the script's output is malformed".to_string())
 }
 
