@@ -68,6 +68,9 @@ pub fn measure(groups: &[&str], run: Run) -> Result<Vec<Figure>, String> {
     if run.smoke {
         command.arg("--smoke");
     }
+    // Its own process group, so that a time-out kills whatever it started too.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -86,10 +89,11 @@ pub fn measure(groups: &[&str], run: Run) -> Result<Vec<Figure>, String> {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             Ok(None) => {
-                let _ = child.kill();
+                kill_group(&mut child);
                 let _ = child.wait();
-                // The pipe closed with the child, so the reader ends.
-                let _ = reader.join();
+                // The reader ends when the last holder of the pipe is gone; it is not waited
+                // for, in case something outside the group still holds it.
+                drop(reader);
                 return Err(format!(
                     "{python} {} ran over {:?} and was killed",
                     script.display(),
@@ -110,6 +114,17 @@ pub fn measure(groups: &[&str], run: Run) -> Result<Vec<Figure>, String> {
         eprintln!("  {comment}");
     }
     parse(&text).ok_or_else(|| "the script's output is malformed".to_string())
+}
+
+/// Kills `child` and its process group.
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill has no memory-safety preconditions; -pid names the group the child
+        // leads (it was spawned with process_group(0)).
+        unsafe { libc::kill(-pid, libc::SIGKILL) };
+    }
+    let _ = child.kill();
 }
 
 /// Reads the script's output; `None` if a `result` line is malformed.
