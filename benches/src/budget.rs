@@ -147,8 +147,11 @@ fn ratio_budget(name: &str, r: &ScenarioResult, peers: &[&str], limit: f64) -> O
         .min_by(|a, b| a.ns.total_cmp(&b.ns))?;
     let ratio = ours.ns / best.ns;
     let mut figure = format!(
-        "{OURS} {:.1} ns vs {} {:.1} ns: ratio {ratio:.2} (limit {limit:.2})",
-        ours.ns, best.name, best.ns
+        "{OURS} {:.1} ns vs {} {:.1} ns: ratio {ratio:.2} (limit {limit:.2}){}",
+        ours.ns,
+        best.name,
+        best.ns,
+        paired_text(ours, best)
     );
     if let Some(into) = r.get(OURS_INTO) {
         figure += &format!(
@@ -195,6 +198,18 @@ pub fn human_ns(ns: f64) -> String {
     }
 }
 
+/// `; paired per-round ratio R, ours faster in F of N rounds` when both were measured round by
+/// round in this process (see [`Measured::paired_ratio`]), else nothing.
+pub fn paired_text(ours: &Measured, peer: &Measured) -> String {
+    match ours.paired_ratio(peer) {
+        Some((ratio, faster, rounds)) => format!(
+            "; paired per-round ratio {ratio:.3} vs {}, ours faster in {faster} of {rounds} rounds",
+            peer.name
+        ),
+        None => String::new(),
+    }
+}
+
 /// Ours at most `limit` times `peer` (a fraction: 1/2.7 means 2.7 times faster).
 fn at_most_times(name: &str, ours: &Measured, peer: Option<&Measured>, limit: f64) -> Verdict {
     let Some(peer) = peer else {
@@ -205,12 +220,13 @@ fn at_most_times(name: &str, ours: &Measured, peer: Option<&Measured>, limit: f6
         name,
         ratio <= limit,
         format!(
-            "{} {} vs {} {}: ratio {ratio:.3} (limit {limit:.3}; {:.1}x faster)",
+            "{} {} vs {} {}: ratio {ratio:.3} (limit {limit:.3}; {:.1}x faster){}",
             ours.name,
             human_ns(ours.ns),
             peer.name,
             human_ns(peer.ns),
-            peer.ns / ours.ns
+            peer.ns / ours.ns,
+            paired_text(ours, peer)
         ),
     )
 }
@@ -325,10 +341,11 @@ fn pool_budgets<'a>(
                     "pool throughput ahead of every peer",
                     ours.ns < fastest.ns,
                     format!(
-                        "{}; {} (ratio to the fastest peer {:.3})",
+                        "{}; {} (ratio to the fastest peer {:.3}{})",
                         rate(ours),
                         all.join(", "),
-                        ours.ns / fastest.ns
+                        ours.ns / fastest.ns,
+                        paired_text(ours, fastest)
                     ),
                 ));
             }
@@ -360,13 +377,20 @@ fn pool_budgets<'a>(
                 .filter(|m| !is_ours(m))
                 .map(|m| format!("{} {}", m.name, human_ns(m.ns)))
                 .collect();
+            let fastest = r
+                .measured
+                .iter()
+                .filter(|m| !is_ours(m))
+                .min_by(|a, b| a.ns.total_cmp(&b.ns));
             verdicts.push(Verdict::new(
                 "pool round trip (submit then result, unpinned): at most 2 µs",
                 ours.ns <= 2_000.0,
                 format!(
-                    "{OURS_SUBMIT} {} (limit 2 µs); {}",
+                    "{OURS_SUBMIT} {} (limit 2 µs; fastest slice {}); {}{}",
                     human_ns(ours.ns),
-                    peers.join(", ")
+                    human_ns(ours.range.0),
+                    peers.join(", "),
+                    fastest.map_or(String::new(), |f| paired_text(ours, f))
                 ),
             ));
         }
@@ -376,13 +400,14 @@ fn pool_budgets<'a>(
             "idle pool under 1% CPU after 10 ms",
             idle.percent() < 1.0,
             format!(
-                "{:.3}% of one CPU over {:?} after {:?} idle, {} workers started (getrusage {} µs; /proc/self/stat utime+stime {} ticks = {:.1}%)",
+                "{:.3}% of one CPU over {:?} after {:?} idle, {} workers started (getrusage: {} µs; /proc/self/stat utime+stime: {} ticks of {} ms, its resolution, = {:.0}%)",
                 idle.percent(),
                 idle.window,
                 idle.settle,
                 idle.workers,
                 idle.used.precise.as_micros(),
                 idle.used.ticks,
+                1000 / crate::procfs::ticks_per_second().max(1),
                 idle.percent_from_ticks(),
             ),
         ));

@@ -52,6 +52,30 @@ pub struct Measured {
     pub ns: f64,
     /// Lowest and highest slice, nanoseconds per operation.
     pub range: (f64, f64),
+    /// Each round's slice, nanoseconds per operation, in round order (empty for figures that
+    /// came from elsewhere: a child process, the CPython script).
+    pub rounds: Vec<f64>,
+}
+
+impl Measured {
+    /// The median over rounds of `self`'s slice divided by `other`'s slice of the same round
+    /// (both measured in the same run), and in how many rounds `self` was faster: a ratio
+    /// that a slow drift of the machine's load, hitting both alike within a round, cannot
+    /// move. `None` unless both have the same rounds.
+    pub fn paired_ratio(&self, other: &Measured) -> Option<(f64, usize, usize)> {
+        if self.rounds.is_empty() || self.rounds.len() != other.rounds.len() {
+            return None;
+        }
+        let mut ratios: Vec<f64> = self
+            .rounds
+            .iter()
+            .zip(&other.rounds)
+            .map(|(a, b)| a / b)
+            .collect();
+        let faster = ratios.iter().filter(|r| **r < 1.0).count();
+        ratios.sort_by(f64::total_cmp);
+        Some((median(&ratios), faster, ratios.len()))
+    }
 }
 
 /// Measures every contender of `scenario` under `plan`.
@@ -75,13 +99,15 @@ pub fn measure(scenario: &Scenario, plan: Plan) -> Vec<Measured> {
         .contenders
         .iter()
         .zip(samples)
-        .map(|(contender, mut s)| {
+        .map(|(contender, rounds)| {
+            let mut s = rounds.clone();
             s.sort_by(f64::total_cmp);
             Measured {
                 name: contender.name.to_string(),
                 side: contender.side,
                 ns: median(&s),
                 range: (s[0], s[s.len() - 1]),
+                rounds,
             }
         })
         .collect()
@@ -117,7 +143,32 @@ pub fn scale(measured: Vec<Measured>, factor: f64) -> Vec<Measured> {
         .map(|m| Measured {
             ns: m.ns * factor,
             range: (m.range.0 * factor, m.range.1 * factor),
+            rounds: m.rounds.iter().map(|r| r * factor).collect(),
             ..m
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(rounds: &[f64]) -> Measured {
+        Measured {
+            name: "x".into(),
+            side: Side::Ours,
+            ns: 0.0,
+            range: (0.0, 0.0),
+            rounds: rounds.to_vec(),
+        }
+    }
+
+    #[test]
+    fn paired_ratio_compares_round_by_round() {
+        // A drift that doubles both in the later rounds leaves the paired ratio alone.
+        let ours = measured(&[10.0, 10.0, 20.0, 20.0, 20.0]);
+        let peer = measured(&[12.5, 12.5, 25.0, 25.0, 25.0]);
+        assert_eq!(ours.paired_ratio(&peer), Some((0.8, 5, 5)));
+        assert_eq!(ours.paired_ratio(&measured(&[])), None);
+    }
 }

@@ -145,6 +145,7 @@ pub fn parse(text: &str) -> Option<Vec<Figure>> {
                     side: Side::Peer,
                     ns,
                     range,
+                    rounds: Vec::new(),
                 },
             })
         })

@@ -96,6 +96,7 @@ pub fn from_child_lines(text: &str) -> Option<Vec<Measured>> {
                 side,
                 ns,
                 range,
+                rounds: Vec::new(),
             })
         })
         .collect()
@@ -124,6 +125,7 @@ mod tests {
             side,
             ns,
             range: (ns / 2.0, ns * 2.0),
+            rounds: Vec::new(),
         }
     }
 
