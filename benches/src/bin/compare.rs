@@ -468,7 +468,14 @@ fn pool_scenarios(
 
 /// Runs this binary again as `--child name` and reads its measurements.
 fn run_child(name: &str, quick: bool) -> Result<Vec<concur_benches::measure::Measured>, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    // `/proc/self/exe` runs this very binary even if a build replaced the file meanwhile (the
+    // target directory is shared); `current_exe` would name the new file, or a deleted one.
+    let proc_exe = std::path::Path::new("/proc/self/exe");
+    let exe = if proc_exe.exists() {
+        proc_exe.to_path_buf()
+    } else {
+        std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?
+    };
     let mut command = Command::new(exe);
     command.args([CHILD, name]);
     if quick {
