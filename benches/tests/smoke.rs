@@ -77,7 +77,9 @@ fn pool_throughput_runs() {
 #[test]
 fn idle_pool_is_measured() {
     if let Some(idle) = pool::idle_cpu(Duration::from_millis(10), Duration::from_millis(50)) {
-        assert_eq!(idle.workers, pool::WORKERS);
+        // Workers start lazily; 10,000 tasks almost always start both, but a slow machine
+        // may drain them with one.
+        assert!((1..=pool::WORKERS).contains(&idle.workers), "{idle:?}");
         assert!(idle.percent() >= 0.0);
     }
 }
