@@ -84,7 +84,10 @@ async fn tokio_awaits_a_future_completed_by_a_plain_thread() {
 async fn tokio_sees_cancellation_and_failure() {
     let (_promise, cancelled) = promise::<u8>();
     cancelled.cancel();
-    assert!(matches!(cancelled.await, Err(concur_core::Error::Cancelled)));
+    assert!(matches!(
+        cancelled.await,
+        Err(concur_core::Error::Cancelled)
+    ));
     let (promise, failed) = promise::<u8>();
     tokio::spawn(async move { promise.set_error(std::fmt::Error).unwrap() });
     assert!(matches!(failed.await, Err(concur_core::Error::Failed(_))));
