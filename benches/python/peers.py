@@ -3,12 +3,12 @@
 
     python3 benches/python/peers.py [--quick] [--only GROUP[,GROUP]]
 
-Groups: wait_any, wait_register, as_completed, pool. Prints one line per scenario:
+Groups: wait_any, wait_register, as_completed, pool, process. Prints one line per scenario:
 
     result<TAB>scenario<TAB>cpython<TAB>median_ns<TAB>min_ns<TAB>max_ns
 
 (nanoseconds per operation: per wait for wait_any and wait_register, per future for
-as_completed, per task for the pool), and lines starting with '#' for a reader. `compare` runs
+as_completed, per task for the pool, per pool start or kill, per item for process/map), and lines starting with '#' for a reader. `compare` runs
 it as a subprocess and reads the `result` lines; every wait here has a timeout, so a lost
 wake-up ends the run with an error instead of hanging.
 
@@ -22,16 +22,40 @@ wake-up ends the run with an error instead of hanging.
 - as_completed: `for f in as_completed(fs)` over 100,000 futures that are all done.
 - pool/round_trip: `ThreadPoolExecutor(2).submit(f).result()` in a loop.
 - pool/throughput_100k: 100,000 submits, then every result (20,000 with --quick).
+- process/*: `ProcessPoolExecutor` with the fork context (the cheapest start CPython has):
+  - process/startup: a 2-worker executor from nothing to the first of two no-op results
+    (shutdown outside the clock);
+  - process/round_trip: `submit(noop, 1).result()` in a loop on a warm 2-worker executor;
+  - process/map/1, process/map/1000: `sum(executor.map(noop, range(n), chunksize=c))` on a
+    warm 2-worker executor, per item; n = 100,000 at chunksize 1000, and at chunksize 1
+    5,000 (2,000 with --quick; CPython does a few thousand items/s there, so 100,000 would
+    take half a minute per sample);
+  - process/death_to_error: a 1-worker executor runs a task that writes its pid to a pipe
+    inherited through fork and then sleeps; once the pid is read (the task is running),
+    1 ms later `os.kill(pid, SIGKILL)`, and the time from just before the kill to `result()`
+    raising `BrokenProcessPool` on the pending future (a fresh executor each sample: a
+    broken one cannot be reused).
 """
 
 import argparse
+import multiprocessing
 import os
 import queue
+import select
+import signal
 import statistics
 import sys
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+    wait,
+)
+from concurrent.futures.process import BrokenProcessPool
 
 SIZES = [1, 16, 1024, 10000]
 LIMIT = 10.0  # seconds any single wait may block before the run is declared hung
@@ -180,10 +204,87 @@ def pool_throughput(tasks, rounds):
     return samples
 
 
+def fork_pool(workers):
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+
+
+def process_startup(samples):
+    out = []
+    for i in range(samples + 1):  # the first warms the page cache, as ours does
+        start = time.perf_counter_ns()
+        executor = fork_pool(2)
+        a = executor.submit(noop, 1)
+        b = executor.submit(noop, 2)
+        wait([a, b], timeout=LIMIT, return_when=FIRST_COMPLETED)
+        elapsed = time.perf_counter_ns() - start
+        assert a.result(timeout=LIMIT) + b.result(timeout=LIMIT) == 3
+        executor.shutdown(wait=True)
+        if i:
+            out.append(elapsed)
+    return out
+
+
+def process_round_trip(rounds, target_ns):
+    with fork_pool(2) as executor:
+        for i in range(200):  # start the workers
+            executor.submit(noop, i).result(timeout=LIMIT)
+        return timed(lambda: executor.submit(noop, 1).result(timeout=LIMIT), target_ns, rounds)
+
+
+def process_map(chunksize, n, rounds):
+    samples = []
+    with fork_pool(2) as executor:
+        sum(executor.map(noop, range(1000), chunksize=chunksize, timeout=LIMIT))
+        for _ in range(rounds):
+            start = time.perf_counter_ns()
+            total = sum(executor.map(noop, range(n), chunksize=chunksize, timeout=3 * LIMIT))
+            samples.append((time.perf_counter_ns() - start) / n)
+            assert total == n * (n - 1) // 2
+    return samples
+
+
+def report_pid_and_sleep(fd):
+    os.write(fd, os.getpid().to_bytes(4, "little"))
+    while True:
+        time.sleep(1)
+
+
+def process_death_to_error(samples):
+    out = []
+    for _ in range(samples):
+        r, w = os.pipe()
+        executor = fork_pool(1)
+        try:
+            executor.submit(noop, 0).result(timeout=LIMIT)  # the worker is up
+            future = executor.submit(report_pid_and_sleep, w)
+            ready = wait_readable(r)
+            if not ready:
+                raise SystemExit("process/death_to_error: the busy task never started")
+            pid = int.from_bytes(os.read(r, 4), "little")
+            time.sleep(0.001)
+            start = time.perf_counter_ns()
+            os.kill(pid, signal.SIGKILL)
+            try:
+                future.result(timeout=LIMIT)
+                raise SystemExit("process/death_to_error: the task returned")
+            except BrokenProcessPool:
+                out.append(time.perf_counter_ns() - start)
+        finally:
+            executor.shutdown(wait=True)
+            os.close(r)
+            os.close(w)
+    return out
+
+
+def wait_readable(fd):
+    readable, _, _ = select.select([fd], [], [], LIMIT)
+    return bool(readable)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
-    parser.add_argument("--only", default="wait_any,wait_register,as_completed,pool")
+    parser.add_argument("--only", default="wait_any,wait_register,as_completed,pool,process")
     parser.add_argument(
         "--smoke", action="store_true", help="a few operations of each, for tests (figures meaningless)"
     )
@@ -208,6 +309,16 @@ def main():
         emit("pool/round_trip", pool_round_trip(rounds, target))
         print(f"# pool/throughput_100k: {tasks} tasks per sample", flush=True)
         emit("pool/throughput_100k", pool_throughput(tasks, slow_rounds))
+    if "process" in groups:
+        samples = 3 if args.smoke else rounds
+        emit("process/startup", process_startup(samples))
+        emit("process/round_trip", process_round_trip(rounds, target))
+        n1 = 100 if args.smoke else (2_000 if args.quick else 5_000)
+        n1000 = 2_000 if args.smoke else 100_000
+        print(f"# process/map: {n1} items per sample at chunksize 1, {n1000} at 1000", flush=True)
+        emit("process/map/1", process_map(1, n1, slow_rounds))
+        emit("process/map/1000", process_map(1000, n1000, slow_rounds))
+        emit("process/death_to_error", process_death_to_error(samples))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ use crate::footprint::Footprint;
 use crate::measure::Measured;
 use crate::python;
 use crate::scenarios::pool::{self, IdleCpu};
-use crate::scenarios::{as_completed, pingpong, same_thread, wait_any};
+use crate::scenarios::{as_completed, pingpong, process, same_thread, wait_any};
 
 /// One budget's verdict.
 #[derive(Debug, Clone)]
@@ -131,6 +131,7 @@ pub fn judge(
     }
     verdicts.extend(wait_budgets(&find));
     verdicts.extend(pool_budgets(&find, idle));
+    verdicts.extend(process_budgets(&find));
     verdicts
 }
 
@@ -410,6 +411,108 @@ fn pool_budgets<'a>(
                 1000 / crate::procfs::ticks_per_second().max(1),
                 idle.percent_from_ticks(),
             ),
+        ));
+    }
+    verdicts
+}
+
+/// The process pool (issue 6, DESIGN §6): an absolute budget per scenario, the round trip
+/// against the raw-pipe floor, and at least 5x CPython's `ProcessPoolExecutor` on each.
+fn process_budgets<'a>(find: &impl Fn(&str) -> Option<&'a ScenarioResult>) -> Vec<Verdict> {
+    let mut verdicts = Vec::new();
+    let rate = |ns: f64| {
+        let per_second = 1e9 / ns;
+        if per_second >= 1e6 {
+            format!("{:.2} M items/s", per_second / 1e6)
+        } else {
+            format!("{:.1} k items/s", per_second / 1e3)
+        }
+    };
+    let ours_of = |name: &str| {
+        find(name).and_then(|r| r.measured.iter().find(|m| is_ours(m)).map(|m| (r, m)))
+    };
+    // (scenario, absolute budget's name, limit in ns, how to print a figure)
+    let absolute: [(&str, &str, f64, bool); 4] = [
+        (
+            process::STARTUP,
+            "process start-up (2-worker pool to first result): under 2 ms",
+            2e6,
+            false,
+        ),
+        (
+            process::MAP_1,
+            "process map at chunksize 1: at least 100k items/s",
+            1e9 / 1e5,
+            true,
+        ),
+        (
+            process::MAP_1000,
+            "process map at chunksize 1000: at least 20 M items/s",
+            1e9 / 20e6,
+            true,
+        ),
+        (
+            process::DEATH_TO_ERROR,
+            "process SIGKILL of a busy worker to WorkerDied on its future: under 0.5 ms",
+            0.5e6,
+            false,
+        ),
+    ];
+    for (scenario, name, limit, is_rate) in absolute {
+        let Some((_, ours)) = ours_of(scenario) else {
+            continue;
+        };
+        let figure = if is_rate {
+            format!(
+                "{} {} ({:.1} ns per item; limit {:.1} ns)",
+                ours.name,
+                rate(ours.ns),
+                ours.ns,
+                limit
+            )
+        } else {
+            format!(
+                "{} {} (median of {} samples, {} .. {}; limit {})",
+                ours.name,
+                human_ns(ours.ns),
+                ours.rounds.len(),
+                human_ns(ours.range.0),
+                human_ns(ours.range.1),
+                human_ns(limit)
+            )
+        };
+        verdicts.push(Verdict::new(name, ours.ns < limit, figure));
+    }
+    if let Some((r, ours)) = ours_of(process::ROUND_TRIP) {
+        let name =
+            "process round trip (no-op submit then result): within 1.2x of a raw pipe round trip";
+        verdicts.push(match r.get(process::RAW_PIPE) {
+            Some(raw) => Verdict::new(
+                name,
+                ours.ns <= 1.2 * raw.ns,
+                format!(
+                    "{} {} vs {} {}: ratio {:.3} (limit 1.200){}; raw_pipe: {}-byte frames to compare re-run as an echo child, and back",
+                    ours.name,
+                    human_ns(ours.ns),
+                    raw.name,
+                    human_ns(raw.ns),
+                    ours.ns / raw.ns,
+                    paired_text(ours, raw),
+                    process::RAW_BYTES
+                ),
+            ),
+            None => Verdict::skipped(name, "the raw pipe was not measured"),
+        });
+    }
+    for scenario in process::ALL {
+        let Some((r, ours)) = ours_of(scenario) else {
+            continue;
+        };
+        verdicts.push(at_most_times(
+            &format!("{scenario}: at least 5x faster than CPython's ProcessPoolExecutor"),
+            ours,
+            r.get(python::PEER),
+            0.2,
         ));
     }
     verdicts

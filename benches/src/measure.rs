@@ -22,7 +22,7 @@ impl Plan {
         slice: Duration::from_millis(40),
     };
     /// A smoke run (CI): same shape, fewer and shorter slices. The whole `compare --quick`
-    /// takes about 25 s on 2 cores (the CPython peer included), the full plan about 105 s.
+    /// takes about 30 s on 2 cores (the CPython peer included), the full plan about 2 minutes.
     pub const QUICK: Plan = Plan {
         rounds: 11,
         slice: Duration::from_millis(15),

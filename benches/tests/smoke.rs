@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use concur_benches::contender::Scenario;
 use concur_benches::scenarios::pingpong::rally::Placement;
-use concur_benches::scenarios::{as_completed, pingpong, pool, same_thread, wait_any};
+use concur_benches::scenarios::{as_completed, pingpong, pool, process, same_thread, wait_any};
 use concur_benches::{affinity, python};
+
+// The process-pool scenarios' workers are this test binary re-run.
+concur_process::test_worker!();
 
 fn smoke(scenario: &Scenario) {
     for contender in &scenario.contenders {
@@ -75,6 +78,20 @@ fn pool_throughput_runs() {
 }
 
 #[test]
+fn process_scenarios_run() {
+    assert!(process::startup(2)[0].ns > 0.0);
+    // `cat` stands in for compare's echo child: it copies each frame as it arrives.
+    let cat = vec!["cat".into()];
+    smoke(&process::round_trip_scenario(Some(cat)));
+    for chunksize in [1, 1000] {
+        for contender in &process::map_scenario(chunksize, 2_000).contenders {
+            contender.start().run(1);
+        }
+    }
+    assert!(process::death_to_error(2)[0].ns > 0.0);
+}
+
+#[test]
 fn idle_pool_is_measured() {
     if let Some(idle) = pool::idle_cpu(Duration::from_millis(10), Duration::from_millis(50)) {
         // Workers start lazily; 10,000 tasks almost always start both, but a slow machine
@@ -93,7 +110,13 @@ fn python_peer_prints_every_figure() {
         smoke: true,
         limit: Duration::from_secs(120),
     };
-    let groups = ["wait_any", "wait_register", "as_completed", "pool"];
+    let groups = [
+        "wait_any",
+        "wait_register",
+        "as_completed",
+        "pool",
+        "process",
+    ];
     match python::measure(&groups, run) {
         Ok(figures) => {
             let mut expected: Vec<&str> = wait_any::SIZES
@@ -101,6 +124,7 @@ fn python_peer_prints_every_figure() {
                 .flat_map(|&n| [wait_any::wake_name(n), wait_any::register_name(n)])
                 .collect();
             expected.extend([as_completed::NAME, pool::ROUND_TRIP, pool::THROUGHPUT]);
+            expected.extend(process::ALL);
             for scenario in expected {
                 let figure = figures
                     .iter()

@@ -9,11 +9,17 @@
 //! `pingpong_pinned` (both threads pinned to one CPU), `pingpong_split` (each thread on its own
 //! CPU), `pingpong_1cpu` (run in a child process restricted to one CPU before anything else
 //! runs), `wait_any/N` and `wait_register/N` (N = 1, 16, 1024, 10000), `as_completed`,
-//! `pool/round_trip`, `pool/throughput_100k` and `pool/idle_cpu`. `--only` takes scenario
-//! names or their groups (`wait_any`, `wait_register`, `pool`).
+//! `pool/round_trip`, `pool/throughput_100k`, `pool/idle_cpu`, and the process pool's
+//! `process/startup`, `process/round_trip` (with the `raw_pipe` floor: this binary re-run as
+//! `--child process/raw_pipe`, echoing 64-byte frames), `process/map/1`, `process/map/1000`
+//! and `process/death_to_error`. `--only` takes scenario names or their groups (`wait_any`,
+//! `wait_register`, `pool`, `process`).
+//!
+//! Process pools start their workers by running this binary again, so `main` calls
+//! [`concur_process::worker_main`] before anything else.
 //!
 //! The CPython peer (`python/peers.py`, run with `python3` or `$CONCUR_PYTHON`) joins the
-//! `wait_any`, `wait_register`, `as_completed` and `pool` scenarios as `cpython`; without
+//! `wait_any`, `wait_register`, `as_completed`, `pool` and `process` scenarios as `cpython`; without
 //! python3, or with `--no-python`, a `skip` line says so:
 //!
 //! ```text
@@ -29,7 +35,7 @@ use concur_benches::budget::{self, ScenarioResult};
 use concur_benches::measure::Measured;
 use concur_benches::measure::{self, Plan};
 use concur_benches::scenarios::pingpong::rally::Placement;
-use concur_benches::scenarios::{as_completed, pingpong, pool, same_thread, wait_any};
+use concur_benches::scenarios::{as_completed, pingpong, pool, process, same_thread, wait_any};
 use concur_benches::{affinity, footprint, procfs, python, report};
 
 #[global_allocator]
@@ -68,8 +74,10 @@ impl Options {
                         "usage: compare [--quick] [--no-python] [--only SCENARIO_OR_GROUP[,...]]\n\
                          scenarios: same_thread pingpong pingpong_pinned pingpong_split pingpong_1cpu \
                          wait_any/{1,16,1024,10000} wait_register/{1,16,1024,10000} as_completed \
-                         pool/round_trip pool/throughput_100k pool/idle_cpu\n\
-                         groups: wait_any wait_register pool"
+                         pool/round_trip pool/throughput_100k pool/idle_cpu \
+                         process/startup process/round_trip process/map/1 process/map/1000 \
+                         process/death_to_error\n\
+                         groups: wait_any wait_register pool process"
                             .into(),
                     );
                 }
@@ -97,6 +105,8 @@ impl Options {
 }
 
 fn main() -> ExitCode {
+    // In a process pool's worker (this binary re-run): serves tasks and never returns.
+    concur_process::worker_main();
     let options = match Options::parse() {
         Ok(options) => options,
         Err(message) => {
@@ -106,6 +116,10 @@ fn main() -> ExitCode {
     };
     match &options.child {
         Some(name) if name == pingpong::ONE_CPU => one_cpu_child(options.plan()),
+        Some(name) if name == process::ECHO_CHILD => {
+            process::echo();
+            ExitCode::SUCCESS
+        }
         Some(name) => {
             eprintln!("compare: no child scenario {name:?}");
             ExitCode::from(2)
@@ -211,6 +225,7 @@ fn parent(options: &Options) {
     let mut python = PythonPeer::new(options);
     wait_scenarios(options, plan, &mut results, &mut python);
     let idle = pool_scenarios(options, plan, &mut results, &mut python);
+    process_scenarios(options, plan, &mut results, &mut python);
 
     for result in &results {
         print!("{}", report::rows(result));
@@ -466,17 +481,96 @@ fn pool_scenarios(
     idle
 }
 
+/// Measures `name` (if asked for) from `samples()`, one figure per call of the measured
+/// operation (start-up, a kill), under the watchdog; a panic skips the scenario.
+fn sample_into(
+    results: &mut Vec<ScenarioResult>,
+    options: &Options,
+    name: &'static str,
+    samples: impl FnOnce() -> Vec<Measured>,
+) {
+    if !options.wants(name) {
+        return;
+    }
+    eprintln!("compare: measuring {name} ...");
+    let started = Instant::now();
+    let _watched = watchdog::watch(name);
+    match catch_unwind(AssertUnwindSafe(samples)) {
+        Ok(measured) => {
+            let result = ScenarioResult {
+                scenario: name.to_string(),
+                measured,
+            };
+            eprint!("{}", report::details(&result));
+            eprintln!("  ({name} took {:.1} s)", started.elapsed().as_secs_f64());
+            results.push(result);
+        }
+        Err(_) => eprintln!("compare: skipping {name}: it panicked (message above)"),
+    }
+}
+
+/// The process pool's scenarios, then CPython's `ProcessPoolExecutor`.
+fn process_scenarios(
+    options: &Options,
+    plan: Plan,
+    results: &mut Vec<ScenarioResult>,
+    python: &mut PythonPeer,
+) {
+    if !options.wants_any(&process::ALL) {
+        return;
+    }
+    let samples = plan.rounds;
+    sample_into(results, options, process::STARTUP, || {
+        process::startup(samples)
+    });
+    let echo = this_binary().ok().map(|exe| {
+        vec![
+            exe.into_os_string(),
+            CHILD.into(),
+            process::ECHO_CHILD.into(),
+        ]
+    });
+    measure_into(
+        results,
+        options,
+        process::ROUND_TRIP,
+        plan,
+        &|| process::round_trip_scenario(echo.clone()),
+        |m| m,
+    );
+    for (name, chunksize, items) in [
+        (process::MAP_1, 1, process::map_1_items(options.quick)),
+        (process::MAP_1000, 1000, process::MAP_ITEMS),
+    ] {
+        measure_into(
+            results,
+            options,
+            name,
+            process::map_plan(plan, chunksize),
+            &|| process::map_scenario(chunksize, items),
+            |m| process::per_item(m, items),
+        );
+    }
+    sample_into(results, options, process::DEATH_TO_ERROR, || {
+        process::death_to_error(samples)
+    });
+    python.join("process", results);
+}
+
+/// This very binary: `/proc/self/exe` runs it even if a build replaced the file meanwhile
+/// (the target directory is shared); `current_exe` would name the new file, or a deleted one.
+fn this_binary() -> Result<std::path::PathBuf, String> {
+    let proc_exe = std::path::Path::new("/proc/self/exe");
+    if proc_exe.exists() {
+        Ok(proc_exe.to_path_buf())
+    } else {
+        std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))
+    }
+}
+
 /// Runs this binary again as `--child name` and reads its measurements.
 fn run_child(name: &str, quick: bool) -> Result<Vec<concur_benches::measure::Measured>, String> {
-    // `/proc/self/exe` runs this very binary even if a build replaced the file meanwhile (the
-    // target directory is shared); `current_exe` would name the new file, or a deleted one.
-    let proc_exe = std::path::Path::new("/proc/self/exe");
-    let exe = if proc_exe.exists() {
-        proc_exe.to_path_buf()
-    } else {
-        std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?
-    };
-    let mut command = Command::new(exe);
+    let mut command = Command::new(this_binary()?);
     command.args([CHILD, name]);
     if quick {
         command.arg("--quick");
