@@ -109,12 +109,6 @@ where
             self.pending.push_back(future);
         }
     }
-
-    fn cancel_all(&mut self) {
-        for future in self.pending.drain(..) {
-            future.cancel();
-        }
-    }
 }
 
 /// A future already failed with the executor's refusal, so the item keeps its place.
@@ -160,10 +154,17 @@ where
     }
 }
 
-impl<E: ?Sized, I, F, T> Drop for Map<'_, E, I, F, T> {
-    fn drop(&mut self) {
+impl<E: ?Sized, I, F, T> Map<'_, E, I, F, T> {
+    /// Cancels every task submitted but not yet yielded (those already running finish).
+    fn cancel_all(&mut self) {
         for future in self.pending.drain(..) {
             future.cancel();
         }
+    }
+}
+
+impl<E: ?Sized, I, F, T> Drop for Map<'_, E, I, F, T> {
+    fn drop(&mut self) {
+        self.cancel_all();
     }
 }

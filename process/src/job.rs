@@ -65,16 +65,27 @@ pub(crate) struct Single<R> {
     pub(crate) future: Option<CancelHandle<R>>,
 }
 
+/// `Completion::start` for a job holding its promise and a cancel handle: the handle is
+/// dropped once the job runs (a running future cannot be cancelled).
+fn start_job<T>(promise: &Promise<T>, future: &mut Option<CancelHandle<T>>) -> bool {
+    *future = None;
+    promise.set_running_or_notify_cancel()
+}
+
+/// `Completion::cancel` for a job holding a cancel handle.
+fn cancel_job<T>(future: &mut Option<CancelHandle<T>>) {
+    if let Some(handle) = future.take() {
+        handle.0.cancel();
+    }
+}
+
 impl<R: DeserializeOwned + Send + 'static> Completion for Single<R> {
     fn start(&mut self) -> bool {
-        self.future = None;
-        self.promise.set_running_or_notify_cancel()
+        start_job(&self.promise, &mut self.future)
     }
 
     fn cancel(&mut self) {
-        if let Some(handle) = self.future.take() {
-            handle.0.cancel();
-        }
+        cancel_job(&mut self.future);
     }
 
     fn complete(self: Box<Self>, name: &str, outcome: Result<Outcomes<'_>, Failure>) {
@@ -105,14 +116,11 @@ pub(crate) struct Chunk {
 
 impl Completion for Chunk {
     fn start(&mut self) -> bool {
-        self.future = None;
-        self.promise.set_running_or_notify_cancel()
+        start_job(&self.promise, &mut self.future)
     }
 
     fn cancel(&mut self) {
-        if let Some(handle) = self.future.take() {
-            handle.0.cancel();
-        }
+        cancel_job(&mut self.future);
     }
 
     fn complete(self: Box<Self>, _name: &str, outcome: Result<Outcomes<'_>, Failure>) {

@@ -341,7 +341,10 @@ macro_rules! __task_pat {
 ///
 /// # Examples
 ///
-/// ```ignore
+/// (`no_run`: a doc test is not a libtest binary the pool could re-run as a worker; the same
+/// shape runs for real in `process/tests/`.)
+///
+/// ```no_run
 /// // tests/my_pool.rs
 /// concur_process::test_worker!();
 ///
