@@ -160,6 +160,13 @@ pub(crate) enum WaitEnd {
 pub(crate) fn wait(header: NonNull<Header>, deadline: Option<Instant>) -> WaitEnd {
     // SAFETY: the caller's handle keeps the cell alive.
     let header_ref = unsafe { header.as_ref() };
+    if header_ref.load(ord::FAST_PATH_LOAD).is_final() {
+        return WaitEnd::Done;
+    }
+    if let Some(drive) = header_ref.ops().drive {
+        // SAFETY: the caller's handle keeps the cell alive for the call.
+        unsafe { drive(header, deadline) };
+    }
     if header_ref.load(ord::FAST_PATH_LOAD).is_final() || spin_until_final(header_ref) {
         return WaitEnd::Done;
     }

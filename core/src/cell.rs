@@ -28,6 +28,9 @@ impl<T> PlainOps<T> {
     const OPS: CellOps = CellOps {
         free: free_plain::<T>,
         task: None,
+        #[cfg(feature = "std")]
+        drive: None,
+        plain: true,
     };
 }
 
@@ -113,10 +116,10 @@ impl<T> Cell<T> {
     pub(crate) unsafe fn free(cell: NonNull<Self>) {
         // SAFETY: per the contract.
         let ops = unsafe { cell.as_ref() }.header.ops();
-        if ops.task.is_none() {
+        if ops.plain {
             // Plain cells (the common case) are freed inline.
-            // SAFETY: a cell without task ops is a plain `Cell<T>` allocation (only `Cell::alloc`
-            // makes one), so `free_plain::<T>` is exactly its `ops.free`.
+            // SAFETY: only `Cell::alloc` makes a cell with plain ops, a plain `Cell<T>`
+            // allocation, so `free_plain::<T>` is exactly its `ops.free`.
             unsafe { free_plain::<T>(cell.cast(), false) };
         } else {
             // SAFETY: per the contract; the ops match the allocation (set at creation).

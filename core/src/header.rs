@@ -43,6 +43,15 @@ pub(crate) struct CellOps {
     pub(crate) free: unsafe fn(NonNull<Header>, outcome_taken: bool),
     /// Present for task cells (see [`crate::task`]).
     pub(crate) task: Option<crate::task::TaskOps>,
+    /// Present for driven cells (see [`crate::driven`]): lets a thread about to block on the
+    /// future make its progress itself, until the deadline.
+    ///
+    /// # Safety
+    /// The caller holds a consumer handle for the whole call.
+    #[cfg(feature = "std")]
+    pub(crate) drive: Option<unsafe fn(NonNull<Header>, Option<std::time::Instant>)>,
+    /// Whether this is a plain `Cell<T>` allocation (freed inline, without the indirect call).
+    pub(crate) plain: bool,
 }
 
 /// How a claim on a task cell ended.

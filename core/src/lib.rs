@@ -73,6 +73,8 @@ mod backoff;
 mod blocking;
 mod callback;
 mod cell;
+#[cfg(feature = "std")]
+mod driven;
 mod error;
 mod executor;
 mod failure;
@@ -99,6 +101,8 @@ pub use awaiting::{IntoResultFuture, ResultFuture};
 pub use callback::CallbackPanic;
 #[cfg(feature = "std")]
 pub use callback::set_callback_panic_hook;
+#[cfg(feature = "std")]
+pub use driven::{Drive, driven_promise};
 pub use error::{Error, SetError};
 pub use executor::{Executor, SubmitError};
 pub use failure::Failure;

@@ -19,13 +19,7 @@ use crate::{Failure, Future, SetError, word};
 /// ```
 pub fn promise<T>() -> (Promise<T>, Future<T>) {
     let cell = Cell::alloc();
-    (
-        Promise {
-            cell,
-            _owns: PhantomData,
-        },
-        Future::from_cell(cell),
-    )
+    (Promise::from_cell(cell), Future::from_cell(cell))
 }
 
 /// The producing side of a [`Future`]: unique, so "set twice" does not compile.
@@ -38,6 +32,16 @@ pub fn promise<T>() -> (Promise<T>, Future<T>) {
 pub struct Promise<T> {
     cell: NonNull<Cell<T>>,
     _owns: PhantomData<Cell<T>>,
+}
+
+impl<T> Promise<T> {
+    /// The producer's handle on a fresh cell (whose producer share it takes over).
+    pub(crate) fn from_cell(cell: NonNull<Cell<T>>) -> Self {
+        Promise {
+            cell,
+            _owns: PhantomData,
+        }
+    }
 }
 
 // SAFETY: a promise only moves a `T` into the cell (and back out when cancelled), so it may

@@ -65,6 +65,9 @@ impl<T, F: FnOnce() -> T> OpsFor<T, F> {
             fail: fail_task::<T>,
             owner: owner_of::<T, F>,
         }),
+        #[cfg(feature = "std")]
+        drive: None,
+        plain: false,
     };
 }
 
