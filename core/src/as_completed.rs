@@ -84,7 +84,11 @@ fn register<F: Waitable>(items: &[Option<F>], ready: &mut VecDeque<usize>) -> Op
     for (index, future) in futures() {
         if queued.next_if_eq(&index).is_none() {
             // Not queued: link it (if it completed since the scan, it goes to the ready stack).
-            set.register(index, future.header());
+            if set.register(index, future.header()) {
+                // SAFETY: `future` keeps the cell alive; its pointer has the whole cell's
+                // provenance.
+                unsafe { crate::header::linked_passive_waiter(future.raw_header()) };
+            }
         }
     }
     Some(set)

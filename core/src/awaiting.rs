@@ -56,13 +56,15 @@ struct AsyncWait {
 
 impl AsyncWait {
     /// Ready once the phase is final; otherwise registers `cx`'s waker.
-    fn poll_final(&mut self, header: &Header, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_final(&mut self, cell: NonNull<Header>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: the polled future's handle keeps the cell alive.
+        let header = unsafe { cell.as_ref() };
         if header.load(ord::FAST_PATH_LOAD).is_final() {
             return Poll::Ready(());
         }
         match &self.waiter {
             Some(waiter) => waiter.waker.register(cx.waker()),
-            None => return self.link(header, cx),
+            None => return self.link(cell, cx),
         }
         // Register first, then re-check: a completion after this load will find the new waker.
         if header.load(ord::FAST_PATH_LOAD).is_final() {
@@ -72,7 +74,9 @@ impl AsyncWait {
         }
     }
 
-    fn link(&mut self, header: &Header, cx: &mut Context<'_>) -> Poll<()> {
+    fn link(&mut self, cell: NonNull<Header>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: the polled future's handle keeps the cell alive.
+        let header = unsafe { cell.as_ref() };
         let waiter = Arc::new(AsyncWaiter {
             node: Node::new(Kind::Waiter, fire_async),
             waker: AtomicWaker::new(),
@@ -87,6 +91,8 @@ impl AsyncWait {
         match unsafe { header.push(list_ref) } {
             Push::Linked => {
                 self.waiter = Some(waiter);
+                // SAFETY: alive (above); `cell` has the whole cell's provenance.
+                unsafe { crate::header::linked_passive_waiter(cell) };
                 Poll::Pending
             }
             Push::Final => {
@@ -159,7 +165,7 @@ impl<T> core::future::Future for IntoResultFuture<T> {
             .future
             .as_ref()
             .expect("IntoResultFuture polled after completion");
-        if this.wait.poll_final(future.header(), cx).is_pending() {
+        if this.wait.poll_final(future.raw_header(), cx).is_pending() {
             return Poll::Pending;
         }
         this.wait.unregister(future.header());
@@ -203,7 +209,7 @@ impl<'a, T> core::future::Future for ResultFuture<'a, T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         let future = this.future;
-        if this.wait.poll_final(future.header(), cx).is_pending() {
+        if this.wait.poll_final(future.raw_header(), cx).is_pending() {
             return Poll::Pending;
         }
         this.wait.unregister(future.header());

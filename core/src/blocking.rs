@@ -163,9 +163,9 @@ pub(crate) fn wait(header: NonNull<Header>, deadline: Option<Instant>) -> WaitEn
     if header_ref.load(ord::FAST_PATH_LOAD).is_final() {
         return WaitEnd::Done;
     }
-    if let Some(drive) = header_ref.ops().drive {
+    if let Some(driven) = header_ref.ops().drive {
         // SAFETY: the caller's handle keeps the cell alive for the call.
-        unsafe { drive(header, deadline) };
+        unsafe { (driven.drive)(header, deadline) };
     }
     if header_ref.load(ord::FAST_PATH_LOAD).is_final() || spin_until_final(header_ref) {
         return WaitEnd::Done;
@@ -178,7 +178,7 @@ pub(crate) fn wait(header: NonNull<Header>, deadline: Option<Instant>) -> WaitEn
             WaitEnd::Deadlock
         };
     };
-    if park_until_final(header_ref, deadline) {
+    if park_until_final(header, deadline) {
         WaitEnd::Done
     } else {
         WaitEnd::TimedOut
@@ -186,7 +186,9 @@ pub(crate) fn wait(header: NonNull<Header>, deadline: Option<Instant>) -> WaitEn
 }
 
 /// The parking part of [`wait`]: a node on this stack, linked until fired or unlinked.
-fn park_until_final(header: &Header, deadline: Option<Instant>) -> bool {
+fn park_until_final(cell: NonNull<Header>, deadline: Option<Instant>) -> bool {
+    // SAFETY: the caller's handle keeps the cell alive.
+    let header = unsafe { cell.as_ref() };
     let waiter = pin!(ThreadWaiter::new(thread::current()));
     let node = waiter.node();
     // SAFETY: the waiter is pinned on this stack frame, and every exit below either sees it
@@ -194,6 +196,8 @@ fn park_until_final(header: &Header, deadline: Option<Instant>) -> bool {
     if let Push::Final = unsafe { header.push(node) } {
         return true;
     }
+    // SAFETY: as above; `cell` has the whole cell's provenance (the handle's pointer).
+    unsafe { crate::header::linked_passive_waiter(cell) };
     loop {
         if waiter.is_fired() {
             return true;

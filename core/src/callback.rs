@@ -36,7 +36,12 @@ where
     });
     // SAFETY: the record is a fresh heap allocation whose first field is the node; the list
     // owns it from here, and `fire_callback` consumes it.
-    if let Push::Final = unsafe { future.header().push(record.cast()) } {
+    let pushed = unsafe { future.header().push(record.cast()) };
+    if let Push::Linked = pushed {
+        // SAFETY: `future` keeps the cell alive; its pointer has the whole cell's provenance.
+        unsafe { crate::header::linked_passive_waiter(future.raw_header()) };
+    }
+    if let Push::Final = pushed {
         // Completed meanwhile: the record was not linked, so it is still ours to run.
         // SAFETY: unlinked, and fired exactly once here.
         unsafe {

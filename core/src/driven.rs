@@ -27,6 +27,9 @@ use crate::{Future, Promise};
 /// Waits over many futures ([`wait`](crate::wait), [`as_completed`](crate::as_completed)),
 /// `.await` and callbacks never drive: the producer must complete the future without help.
 ///
+/// Those waiters are announced with [`watch`](Drive::watch) instead, so a producer that
+/// leaves the reading to waiting threads knows when it must read itself.
+///
 /// Several threads may drive the same future at once; the driver arbitrates between them (and
 /// with its producer), typically by letting one of them read and the others return at once.
 pub trait Drive: Send + Sync {
@@ -36,6 +39,15 @@ pub trait Drive: Send + Sync {
     /// # Panics
     /// A panic propagates out of the wait that called it.
     fn drive(&self, deadline: Option<Instant>);
+
+    /// Called each time a waiter that will not drive starts waiting on the pending future: a
+    /// thread parking after its `drive` returned, a waker (`.await`), a
+    /// [`wait`](crate::wait) or [`as_completed`](crate::as_completed) call, a done-callback.
+    /// The producer must then complete the future without help. Does nothing by default.
+    ///
+    /// # Panics
+    /// A panic propagates out of the call that linked the waiter (which stays linked).
+    fn watch(&self) {}
 }
 
 /// Creates a pending future, the promise that completes it, and attaches `driver`, which every
@@ -85,27 +97,60 @@ struct DrivenCell<T, D> {
     driver: ManuallyDrop<D>,
 }
 
+/// The ops of a driven cell, reached through its header.
+#[derive(Clone, Copy)]
+pub(crate) struct DriveOps {
+    /// Calls [`Drive::drive`].
+    ///
+    /// # Safety
+    /// As `driver_of`.
+    pub(crate) drive: unsafe fn(NonNull<Header>, Option<Instant>),
+    /// Calls [`Drive::watch`].
+    ///
+    /// # Safety
+    /// As `driver_of`.
+    pub(crate) watch: unsafe fn(NonNull<Header>),
+}
+
 struct OpsFor<T, D>(PhantomData<(T, D)>);
 
 impl<T, D: Drive> OpsFor<T, D> {
     const OPS: CellOps = CellOps {
         free: free_driven::<T, D>,
         task: None,
-        drive: Some(drive::<T, D>),
+        drive: Some(DriveOps {
+            drive: drive::<T, D>,
+            watch: watch::<T, D>,
+        }),
         plain: false,
     };
 }
 
+/// The driver of the cell `header` heads.
+///
 /// # Safety
-/// `header` heads a live `DrivenCell<T, D>` and the caller holds a consumer handle for the
-/// whole call (so the driver is not dropped under it).
-unsafe fn drive<T, D: Drive>(header: NonNull<Header>, deadline: Option<Instant>) {
+/// `header` heads a live `DrivenCell<T, D>`, with the whole cell's provenance, and the caller
+/// holds a consumer handle for `'a` (so the driver is not dropped under it).
+unsafe fn driver_of<'a, T, D>(header: NonNull<Header>) -> &'a D {
     let cell = header.cast::<DrivenCell<T, D>>();
-    // SAFETY: the cell is alive for the call (caller's handle), and `driver` is initialised
-    // and only shared-borrowed until the free (invariant). The reference covers the driver
-    // field alone, so another thread completing the slot meanwhile does not alias it.
-    let driver: &D = unsafe { &(*cell.as_ptr()).driver };
-    driver.drive(deadline);
+    // SAFETY: the cell is alive for 'a (caller's handle), and `driver` is initialised and only
+    // shared-borrowed until the free (invariant). The reference covers the driver field alone,
+    // so another thread completing the slot meanwhile does not alias it.
+    unsafe { &(*cell.as_ptr()).driver }
+}
+
+/// # Safety
+/// As `driver_of`.
+unsafe fn drive<T, D: Drive>(header: NonNull<Header>, deadline: Option<Instant>) {
+    // SAFETY: per the contract.
+    unsafe { driver_of::<T, D>(header) }.drive(deadline);
+}
+
+/// # Safety
+/// As `driver_of`.
+unsafe fn watch<T, D: Drive>(header: NonNull<Header>) {
+    // SAFETY: per the contract.
+    unsafe { driver_of::<T, D>(header) }.watch();
 }
 
 /// # Safety

@@ -43,15 +43,29 @@ pub(crate) struct CellOps {
     pub(crate) free: unsafe fn(NonNull<Header>, outcome_taken: bool),
     /// Present for task cells (see [`crate::task`]).
     pub(crate) task: Option<crate::task::TaskOps>,
-    /// Present for driven cells (see [`crate::driven`]): lets a thread about to block on the
-    /// future make its progress itself, until the deadline.
-    ///
-    /// # Safety
-    /// The caller holds a consumer handle for the whole call.
+    /// Present for driven cells (see [`crate::driven`]).
     #[cfg(feature = "std")]
-    pub(crate) drive: Option<unsafe fn(NonNull<Header>, Option<std::time::Instant>)>,
+    pub(crate) drive: Option<crate::driven::DriveOps>,
     /// Whether this is a plain `Cell<T>` allocation (freed inline, without the indirect call).
     pub(crate) plain: bool,
+}
+
+/// Tells a driven cell's producer that a waiter which will not drive it (a parked thread, a
+/// waker, a wait set, a callback) was just linked into its list; nothing for other cells.
+///
+/// # Safety
+/// `header` heads a live cell, kept alive by the caller's handle for the call, with the whole
+/// cell's provenance.
+#[inline]
+pub(crate) unsafe fn linked_passive_waiter(header: NonNull<Header>) {
+    #[cfg(feature = "std")]
+    // SAFETY: alive per the contract.
+    if let Some(driven) = unsafe { header.as_ref() }.ops().drive {
+        // SAFETY: per the contract; the ops match the allocation (set at creation).
+        unsafe { (driven.watch)(header) };
+    }
+    #[cfg(not(feature = "std"))]
+    let _ = header;
 }
 
 /// How a claim on a task cell ended.

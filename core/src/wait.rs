@@ -129,7 +129,10 @@ fn block<F: Waitable>(futures: &[F], return_when: ReturnWhen, deadline: Option<I
     };
     let set = WaitSet::new(mode, futures.len());
     for (index, future) in futures.iter().enumerate() {
-        set.register(index, future.header());
+        if set.register(index, future.header()) {
+            // SAFETY: `future` keeps the cell alive; its pointer has the whole cell's provenance.
+            unsafe { crate::header::linked_passive_waiter(future.raw_header()) };
+        }
         if set.is_signalled() && mode != Mode::AllCompleted {
             break; // the condition holds: the rest need no node
         }

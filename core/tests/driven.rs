@@ -20,6 +20,7 @@ struct Recorder {
     slot: Slot,
     complete: bool,
     calls: Arc<AtomicUsize>,
+    watches: Arc<AtomicUsize>,
     threads: Arc<Mutex<Vec<ThreadId>>>,
     deadlines: Arc<Mutex<Vec<Option<Instant>>>>,
     called: Mutex<Option<mpsc::Sender<()>>>,
@@ -40,12 +41,17 @@ impl Drive for Recorder {
             let _ = called.send(());
         }
     }
+
+    fn watch(&self) {
+        self.watches.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 struct Setup {
     future: concur_core::Future<u32>,
     slot: Slot,
     calls: Arc<AtomicUsize>,
+    watches: Arc<AtomicUsize>,
     threads: Arc<Mutex<Vec<ThreadId>>>,
     deadlines: Arc<Mutex<Vec<Option<Instant>>>>,
 }
@@ -53,12 +59,14 @@ struct Setup {
 fn setup(complete: bool, called: Option<mpsc::Sender<()>>, token: Option<Token>) -> Setup {
     let slot: Slot = Arc::default();
     let calls = Arc::new(AtomicUsize::new(0));
+    let watches = Arc::new(AtomicUsize::new(0));
     let threads = Arc::new(Mutex::new(Vec::new()));
     let deadlines = Arc::new(Mutex::new(Vec::new()));
     let (promise, future) = driven_promise(Recorder {
         slot: slot.clone(),
         complete,
         calls: calls.clone(),
+        watches: watches.clone(),
         threads: threads.clone(),
         deadlines: deadlines.clone(),
         called: Mutex::new(called),
@@ -69,6 +77,7 @@ fn setup(complete: bool, called: Option<mpsc::Sender<()>>, token: Option<Token>)
         future,
         slot,
         calls,
+        watches,
         threads,
         deadlines,
     }
@@ -219,4 +228,103 @@ fn a_panicking_driver_unwinds_out_of_the_wait_and_leaves_the_future_usable() {
     assert!(caught.is_err());
     promise.set_result(4).unwrap();
     assert_eq!(*future.result().unwrap(), 4);
+}
+
+/// Completes the future in `s` from another thread.
+fn complete_elsewhere(s: &Setup, value: u32) -> thread::JoinHandle<()> {
+    let slot = s.slot.clone();
+    thread::spawn(move || {
+        slot.lock()
+            .unwrap()
+            .take()
+            .unwrap()
+            .set_result(value)
+            .unwrap()
+    })
+}
+
+#[test]
+fn waiters_that_do_not_drive_are_announced_by_watch() {
+    // A done-callback on the pending future.
+    let s = setup(false, None, None);
+    let (tx, rx) = mpsc::channel();
+    s.future
+        .add_done_callback(move |f| tx.send(*f.result().unwrap()).unwrap());
+    assert_eq!(s.watches.load(Ordering::SeqCst), 1);
+    complete_elsewhere(&s, 1).join().unwrap();
+    assert_eq!(rx.recv().unwrap(), 1);
+
+    // A wait over many futures.
+    let s = setup(false, None, None);
+    let (called, on_call) = mpsc::channel();
+    let completer = {
+        let slot = s.slot.clone();
+        let watches = s.watches.clone();
+        thread::spawn(move || {
+            // Complete only once the wait announced itself, so it really was linked.
+            while watches.load(Ordering::SeqCst) == 0 {
+                thread::yield_now();
+            }
+            called.send(()).unwrap();
+            slot.lock().unwrap().take().unwrap().set_result(2).unwrap();
+        })
+    };
+    let waited = concur_core::wait([&s.future], None, ReturnWhen::AllCompleted);
+    completer.join().unwrap();
+    on_call.recv().unwrap();
+    assert_eq!(waited.done().len(), 1);
+    assert_eq!(s.watches.load(Ordering::SeqCst), 1);
+    assert_eq!(s.calls.load(Ordering::SeqCst), 0);
+
+    // A thread parking after its drive gave up: driven once, then announced once.
+    let (called, on_call) = mpsc::channel();
+    let s = setup(false, Some(called), None);
+    let slot = s.slot.clone();
+    let watches = s.watches.clone();
+    let completer = thread::spawn(move || {
+        on_call.recv().unwrap();
+        while watches.load(Ordering::SeqCst) == 0 {
+            thread::yield_now();
+        }
+        slot.lock().unwrap().take().unwrap().set_result(3).unwrap();
+    });
+    assert_eq!(*s.future.result().unwrap(), 3);
+    completer.join().unwrap();
+    assert_eq!(s.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(s.watches.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_awaiting_task_is_announced_once_however_often_it_is_polled() {
+    use std::future::Future as _;
+    use std::task::{Context, Poll, Waker};
+    let s = setup(false, None, None);
+    let mut waiting = std::pin::pin!((&s.future).into_future());
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..3 {
+        assert!(waiting.as_mut().poll(&mut cx).is_pending());
+    }
+    assert_eq!(s.watches.load(Ordering::SeqCst), 1);
+    complete_elsewhere(&s, 4).join().unwrap();
+    assert!(matches!(
+        waiting.as_mut().poll(&mut cx),
+        Poll::Ready(Ok(&4))
+    ));
+    assert_eq!(s.calls.load(Ordering::SeqCst), 0, "awaiting never drives");
+}
+
+#[test]
+fn waiters_on_a_done_future_are_not_announced() {
+    let s = setup(false, None, None);
+    s.slot
+        .lock()
+        .unwrap()
+        .take()
+        .unwrap()
+        .set_result(5)
+        .unwrap();
+    s.future.add_done_callback(|_| {});
+    let _ = concur_core::wait([&s.future], None, ReturnWhen::AllCompleted);
+    assert_eq!(*s.future.result().unwrap(), 5);
+    assert_eq!(s.watches.load(Ordering::SeqCst), 0);
 }
