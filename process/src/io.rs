@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use concur_core::Failure;
 
+use crate::drive::Returned;
 use crate::error::{
     BrokenProcessPool, ExitStatus, HandshakeError, InitializerFailed, ProtocolError, SpawnFailed,
     TaskKilled, TaskTimedOut, Terminated, WorkerDied,
@@ -36,6 +37,23 @@ const STARTUP_FAILURES: u32 = 3;
 
 /// Most bytes a launcher may print before its worker greets the pool.
 const NOISE_LIMIT: usize = 64 * 1024;
+
+/// `poll` owner tags of the eventfd and the express timer (worker indices otherwise).
+const WAKE: usize = usize::MAX;
+const EXPRESS_TIMER: usize = usize::MAX - 1;
+
+/// The workers lent before a sleep, or `None` when there is no sleeping.
+struct Lent(Option<Vec<u64>>);
+
+impl Lent {
+    fn is_none(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn contains(&self, worker: &u64) -> bool {
+        self.0.as_ref().is_some_and(|ids| ids.contains(worker))
+    }
+}
 
 /// Most bytes read from one worker per wake, so one huge result cannot starve the others.
 const READ_BUDGET: usize = 8 << 20;
@@ -66,6 +84,8 @@ struct Worker {
     pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
     calls: Option<OwnedFd>,
+    /// Keeps the calls pipe readable-ended, see `spawn::Spawned::calls_reader`.
+    _calls_reader: OwnedFd,
     results: Option<OwnedFd>,
     rbuf: Vec<u8>,
     rpos: usize,
@@ -90,6 +110,9 @@ struct Worker {
     exited: bool,
     kill: Option<Kill>,
     killed_at: Option<Instant>,
+    /// Lent to a thread reading its answer (`crate::drive`): the id and future key of that
+    /// call. This thread neither reads nor reaps the worker until it is given back.
+    loan: Option<(u64, usize)>,
 }
 
 impl Worker {
@@ -108,6 +131,7 @@ impl Worker {
     /// Can take another call now.
     fn capacity(&self, config: &Config) -> bool {
         self.phase == Phase::Ready
+            && self.loan.is_none()
             && self.alive()
             && !self.retiring
             && self.calls.is_some()
@@ -139,7 +163,7 @@ impl Worker {
                 slices.push(IoSlice::new(&job.frame[skip..]));
                 skip = 0;
             }
-            match sys::send_vectored(fd, &slices) {
+            match sys::write_vectored(fd, &slices) {
                 Ok(mut n) => {
                     let prefix_left = self.prefix.len() - self.prefix_off;
                     let from_prefix = n.min(prefix_left);
@@ -159,7 +183,7 @@ impl Worker {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => {
-                    // EPIPE: the worker is gone; its death is handled when it is seen.
+                    // The worker is gone (or the descriptor is bad); its death is handled when it is seen.
                     self.calls = None;
                     return;
                 }
@@ -409,6 +433,18 @@ impl Io {
             }
             return true;
         }
+        // A call whose waiting thread reads its answer: the kill ends that read (EOF), and the
+        // call comes back here to fail as killed.
+        if let Some(worker) = self
+            .workers
+            .iter_mut()
+            .find(|w| w.loan.is_some_and(|(_, k)| k == key))
+        {
+            if let Some((id, _)) = worker.loan {
+                worker.signal(libc::SIGKILL, Kill::Cancel { id });
+            }
+            return true;
+        }
         false
     }
 
@@ -511,6 +547,7 @@ impl Io {
                     pid: spawned.pid,
                     pidfd: sys::pidfd_open(spawned.pid),
                     calls: Some(spawned.calls),
+                    _calls_reader: spawned.calls_reader,
                     results: Some(spawned.results),
                     rbuf: Vec::with_capacity(64 * 1024),
                     rpos: 0,
@@ -529,6 +566,7 @@ impl Io {
                     exited: false,
                     kill: None,
                     killed_at: None,
+                    loan: None,
                 });
                 self.publish_pids();
                 true
@@ -633,16 +671,24 @@ impl Io {
 
     /// Sleeps in `poll` until something happens, then handles it.
     fn wait_for_events(&mut self) {
+        let lent = self.lend();
         let mut fds = std::mem::take(&mut self.fds);
         let mut owners = std::mem::take(&mut self.owners);
         fds.clear();
         owners.clear();
         fds.push(pollfd(self.shared.wake.raw(), libc::POLLIN));
-        owners.push((usize::MAX, 0u8));
+        owners.push((WAKE, 0u8));
+        fds.push(pollfd(self.shared.express_timer.raw(), libc::POLLIN));
+        owners.push((EXPRESS_TIMER, 0u8));
         for (i, worker) in self.workers.iter().enumerate() {
             if let Some(fd) = &worker.results {
-                fds.push(pollfd(fd.as_raw_fd(), libc::POLLIN));
-                owners.push((i, 0));
+                // A lent or loaned worker's answer is for the thread waiting on it to read
+                // (`crate::drive`); `Driver::watch` and the express timer hand it back here
+                // when no thread will.
+                if worker.loan.is_none() && !lent.contains(&worker.id) {
+                    fds.push(pollfd(fd.as_raw_fd(), libc::POLLIN));
+                    owners.push((i, 0));
+                }
             }
             if let Some(fd) = &worker.calls {
                 if worker.has_unwritten() {
@@ -657,42 +703,18 @@ impl Io {
                 }
             }
         }
-        let mut timeout = match self.next_deadline() {
-            None => -1,
-            Some(at) => {
+        let timeout = match (lent.is_none(), self.next_deadline()) {
+            // A request arrived since the last look: no sleeping.
+            (true, _) => 0,
+            (false, None) => -1,
+            (false, Some(at)) => {
                 let left = at.saturating_duration_since(Instant::now());
                 // Round up, so a deadline is never reported a millisecond early.
                 left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
             }
         };
-        {
-            let mut state = self.shared.lock();
-            if state.generation != self.seen_generation {
-                timeout = 0;
-            } else {
-                state.io_sleeping = true;
-                // While this thread sleeps, `submit` may write a call straight to an idle
-                // worker (saving a wake-up of this thread); the call is adopted right after
-                // `poll`, before any frame of that worker is read.
-                if self.shared.express && state.queue.is_empty() {
-                    for worker in &self.workers {
-                        if worker.capacity(&self.config)
-                            && worker.in_flight.is_empty()
-                            && !worker.has_unwritten()
-                        {
-                            if let Some(fd) = &worker.calls {
-                                state.express.push(Express {
-                                    worker: worker.id,
-                                    fd: fd.as_raw_fd(),
-                                });
-                            }
-                        }
-                    }
-                }
-            }
-        }
         let polled = sys::poll(&mut fds, timeout);
-        self.adopt_expressed();
+        self.reclaim();
         if polled.is_ok() {
             self.dispatch(&fds, &owners);
         }
@@ -700,35 +722,127 @@ impl Io {
         self.owners = owners;
     }
 
-    /// Takes back the idle workers lent to `submit` and records the calls it sent them.
-    fn adopt_expressed(&mut self) {
-        let expressed = {
+    /// Before `poll`: lends the idle workers to `submit` (while this thread sleeps, `submit` may
+    /// write a call straight to one, and the thread waiting on it read the answer, saving two
+    /// wake-ups of this thread). Returns the lent workers' ids, or `None` if a request arrived
+    /// since the last look, so there is no sleeping.
+    fn lend(&mut self) -> Lent {
+        let mut state = self.shared.lock();
+        if state.generation != self.seen_generation {
+            return Lent(None);
+        }
+        state.io_sleeping = true;
+        state.lending = true;
+        let mut ids = Vec::new();
+        if self.shared.express && state.queue.is_empty() {
+            for worker in &self.workers {
+                if worker.capacity(&self.config)
+                    && worker.in_flight.is_empty()
+                    && !worker.has_unwritten()
+                    && worker.rpos == worker.rbuf.len()
+                {
+                    if let (Some(calls), Some(results)) = (&worker.calls, &worker.results) {
+                        ids.push(worker.id);
+                        state.express.push(Express {
+                            worker: worker.id,
+                            fd: calls.as_raw_fd(),
+                            results: results.as_raw_fd(),
+                            left: self
+                                .config
+                                .max_tasks_per_child
+                                .map(|max| max.saturating_sub(worker.sent)),
+                            used: 0,
+                        });
+                    }
+                }
+            }
+        }
+        Lent(Some(ids))
+    }
+
+    /// Takes back the workers lent to `submit` (recording the calls it sent them) and the ones
+    /// drivers gave back; notes which ones are still on loan to a driver.
+    fn reclaim(&mut self) {
+        let (express, expressed, returned, loans) = {
             let mut state = self.shared.lock();
-            state.express.clear();
-            std::mem::take(&mut state.expressed)
+            state.lending = false;
+            state.express_timer_armed = false;
+            let loans: Vec<(u64, u64, usize)> = state
+                .driving
+                .iter()
+                .map(|l| (l.worker, l.id, l.key))
+                .collect();
+            (
+                std::mem::take(&mut state.express),
+                std::mem::take(&mut state.expressed),
+                std::mem::take(&mut state.returned),
+                loans,
+            )
         };
+        for worker in &mut self.workers {
+            worker.loan = loans
+                .iter()
+                .find(|(w, _, _)| *w == worker.id)
+                .map(|&(_, id, key)| (id, key));
+        }
         let now = Instant::now();
-        for Expressed {
-            worker,
-            job,
-            written,
-        } in expressed
-        {
-            let Some(w) = self.workers.iter_mut().find(|w| w.id == worker) else {
-                // Cannot happen (workers are lent only while this thread sleeps); resolve the
-                // future rather than lose it.
+        for lent in express {
+            if let Some(w) = self.workers.iter_mut().find(|w| w.id == lent.worker) {
+                w.sent += lent.used;
+            }
+        }
+        for Expressed { lent, job, written } in expressed {
+            let Some(w) = self.workers.iter_mut().find(|w| w.id == lent.worker) else {
+                // Cannot happen (a lent worker stays in `workers` until it is back); resolve
+                // the future rather than lose it.
                 job.completion.fail(Failure::abandoned());
                 continue;
             };
             debug_assert!(w.in_flight.is_empty() && w.unwritten == 0 && w.offset == 0);
             w.head_since = now;
-            w.sent += 1;
+            w.sent += lent.used + 1;
             if written == job.frame.len() {
                 w.unwritten = 1;
             } else {
                 w.offset = written;
             }
             w.in_flight.push_back(job);
+        }
+        for returned in returned {
+            self.adopt_returned(returned, now);
+        }
+    }
+
+    /// Takes a worker back from a driver, with its call if the driver did not complete it and
+    /// the bytes it read but did not consume; handles those bytes at once.
+    fn adopt_returned(&mut self, returned: Returned, now: Instant) {
+        let Returned {
+            worker,
+            job,
+            bytes,
+            used,
+        } = returned;
+        let Some(i) = self.workers.iter().position(|w| w.id == worker) else {
+            if let Some(job) = job {
+                job.completion.fail(Failure::abandoned());
+            }
+            return;
+        };
+        let w = &mut self.workers[i];
+        w.sent += used;
+        if let Some(job) = job {
+            debug_assert!(w.in_flight.is_empty());
+            w.head_since = now;
+            w.sent += 1;
+            w.unwritten = 1;
+            w.offset = 0;
+            w.in_flight.push_back(job);
+        }
+        if !bytes.is_empty() {
+            w.rbuf.drain(..w.rpos);
+            w.rpos = 0;
+            w.rbuf.splice(0..0, bytes);
+            self.read_worker(i);
         }
     }
 
@@ -738,11 +852,18 @@ impl Io {
             if fd.revents == 0 {
                 continue;
             }
-            if i == usize::MAX {
+            if i == WAKE {
                 self.shared.wake.drain();
                 continue;
             }
+            if i == EXPRESS_TIMER {
+                // Its work (adopting expressed calls nobody reads) was done by `reclaim`.
+                self.shared.express_timer.drain();
+                continue;
+            }
             match what {
+                // Lent to a driver after `poll` returned: the driver reads it.
+                0 if self.workers[i].loan.is_some() => {}
                 0 => self.read_worker(i),
                 1 => self.workers[i].flush(),
                 _ => self.workers[i].exited = true,
@@ -902,7 +1023,7 @@ impl Io {
         let mut i = 0;
         while i < self.workers.len() {
             let worker = &mut self.workers[i];
-            if !(worker.eof || worker.exited) {
+            if !(worker.eof || worker.exited) || worker.loan.is_some() {
                 i += 1;
                 continue;
             }

@@ -51,7 +51,17 @@
 //! to a replacement. Death is seen as EOF on the results pipe or the pidfd becoming readable,
 //! never by polling on a timer; `waitpid` then reaps the worker and reports its status.
 //!
-//! Done-callbacks of the futures run on the I/O thread (where they complete); keep them short.
+//! **Express path.** While the I/O thread sleeps it lends its idle workers: `submit` writes the
+//! call straight into an idle worker's pipe, and the thread that then blocks on the future
+//! (`result`, `wait`, `into_result` and their timed forms) reads the answer from the worker's
+//! results pipe itself, through [`concur_core::Drive`]. A round trip is then two pipe hand-offs,
+//! as between two bare processes, with no wake-up of the I/O thread. Waiters that do not read
+//! (`.await`, [`concur_core::wait`], callbacks) hand the call back to the I/O thread when they
+//! start waiting; an answer nobody waits for (a future only polled with `is_done`, or dropped)
+//! is collected by the I/O thread within 10 ms.
+//!
+//! Done-callbacks of the futures run where they complete: on the I/O thread, or on the thread
+//! that read the answer; keep them short.
 //!
 //! ## Errors
 //!
@@ -66,6 +76,7 @@
 //! `PR_SET_PDEATHSIG` and pidfds (Linux 5.3; without pidfds death is seen by EOF alone).
 #![cfg(target_os = "linux")]
 
+mod drive;
 mod error;
 mod frame;
 mod io;

@@ -17,15 +17,16 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use concur_core::{Failure, Future, SubmitError, promise};
+use concur_core::{Failure, Future, SubmitError, driven_promise, promise};
 
+use crate::drive::{Driver, Loan, Returned};
 use crate::error::{BuildError, CodecError};
 use crate::frame::DEFAULT_MAX_FRAME;
 use crate::job::{CallEncoder, CancelHandle, Job, Single};
 use crate::map::{Map, MapOptions};
 use crate::registry::{self, Task};
 use crate::spawn::SpawnConfig;
-use crate::sys::{self, EventFd};
+use crate::sys::{self, EventFd, Timer};
 use crate::worker::ENV_WORKER;
 
 /// The initializer task's name, signature and encoded arguments.
@@ -45,21 +46,34 @@ pub(crate) struct Config {
     pub(crate) spawn: SpawnConfig,
 }
 
-/// An idle worker lent by the sleeping I/O thread: `submit` may write one call to it directly.
+/// An idle worker lent by the sleeping I/O thread: `submit` may write one call to it directly,
+/// and the thread waiting on that call's future may read the answer itself (see
+/// [`crate::drive`]).
 pub(crate) struct Express {
     pub(crate) worker: u64,
-    /// The pool's end of the worker's calls socket (owned by the I/O thread, which does not
+    /// The pool's end of the worker's calls pipe (owned by the I/O thread, which does not
     /// close it while the worker is lent).
     pub(crate) fd: RawFd,
+    /// The pool's end of the worker's results pipe (likewise kept open while lent).
+    pub(crate) results: RawFd,
+    /// Calls the worker may still take before `max_tasks_per_child` retires it.
+    pub(crate) left: Option<u64>,
+    /// Calls it answered while lent, for the I/O thread's count.
+    pub(crate) used: u64,
 }
 
-/// A call `submit` wrote to a lent worker, for the I/O thread to adopt.
+/// A call `submit` wrote to a lent worker, for the I/O thread to adopt (or its waiting thread
+/// to drive).
 pub(crate) struct Expressed {
-    pub(crate) worker: u64,
+    pub(crate) lent: Express,
     pub(crate) job: Job,
     /// Bytes of the frame written.
     pub(crate) written: usize,
 }
+
+/// How long an expressed call's answer may wait for a thread to read it before the I/O thread
+/// collects it anyway (blocking waits read it at once; other waiters announce themselves).
+pub(crate) const EXPRESS_GRACE: Duration = Duration::from_millis(10);
 
 /// Calls up to this size may take the express path (one `send`, all-or-nothing in practice).
 const EXPRESS_MAX: usize = 4096;
@@ -74,7 +88,12 @@ pub(crate) struct Shared {
     pub(crate) changed: Condvar,
     /// Wakes the I/O thread out of `poll`.
     pub(crate) wake: EventFd,
+    /// Wakes the I/O thread [`EXPRESS_GRACE`] after a call took the express path, so an answer
+    /// that no thread reads (its future polled with `is_done`, or dropped) is still collected.
+    pub(crate) express_timer: Timer,
     next_id: AtomicU64,
+    /// Largest frame a worker may send.
+    pub(crate) max_frame: usize,
 }
 
 /// Guarded by `Shared::state`.
@@ -100,6 +119,15 @@ pub(crate) struct State {
     pub(crate) express: Vec<Express>,
     /// Calls `submit` sent to lent workers.
     pub(crate) expressed: Vec<Expressed>,
+    /// The I/O thread sleeps with workers lent (set when it lends, cleared when it takes them
+    /// back).
+    pub(crate) lending: bool,
+    /// Lent workers whose answer a waiting thread is reading.
+    pub(crate) driving: Vec<Loan>,
+    /// Workers that driving threads gave back while the I/O thread was not lending.
+    pub(crate) returned: Vec<Returned>,
+    /// `Shared::express_timer` is set (cleared when the I/O thread takes the lent workers back).
+    pub(crate) express_timer_armed: bool,
 }
 
 impl Shared {
@@ -231,7 +259,11 @@ impl ProcessPool {
     {
         let id = self.shared.next_id();
         let mut encoder = CallEncoder::new(id, &task, self.max_frame, 64);
-        let (promise, future) = promise::<R>();
+        let (promise, future) = if self.shared.express {
+            driven_promise::<R, _>(Driver::new(&self.shared, id))
+        } else {
+            promise::<R>()
+        };
         if let Err(error) = encoder.push(args.borrow()) {
             self.refusal()?;
             let _ = promise.set_outcome(Err(error.into_failure()));
@@ -260,26 +292,38 @@ impl ProcessPool {
             let mut state = self.shared.lock();
             refusal(&state)?;
             if state.queue.is_empty() && job.frame.len() <= EXPRESS_MAX {
-                if let Some(slot) = state.express.pop() {
+                if let Some(lent) = state.express.pop() {
                     // A fresh future cannot have been cancelled: this claims it.
                     job.completion.start();
-                    match sys::send_vectored(slot.fd, &[IoSlice::new(&job.frame)]) {
+                    match sys::write_vectored(lent.fd, &[IoSlice::new(&job.frame)]) {
                         Ok(written) if written > 0 => {
-                            state.expressed.push(Expressed {
-                                worker: slot.worker,
-                                job,
-                                written,
-                            });
-                            // The I/O thread wakes on the answer (or the worker's death).
-                            return Ok(());
+                            let whole = written == job.frame.len();
+                            state.expressed.push(Expressed { lent, job, written });
+                            if !std::mem::replace(&mut state.express_timer_armed, true) {
+                                self.shared.express_timer.arm(EXPRESS_GRACE);
+                            }
+                            if whole {
+                                // The I/O thread wakes on the answer (or the worker's death),
+                                // unless the waiting thread reads it first.
+                                return Ok(());
+                            }
+                            // The I/O thread writes the rest.
+                            Shared::touch(&mut state)
                         }
                         // Dead or full: the I/O thread deals with it through the queue.
-                        _ => {}
+                        _ => {
+                            state.queue.push_back(job);
+                            Shared::touch(&mut state)
+                        }
                     }
+                } else {
+                    state.queue.push_back(job);
+                    Shared::touch(&mut state)
                 }
+            } else {
+                state.queue.push_back(job);
+                Shared::touch(&mut state)
             }
-            state.queue.push_back(job);
-            Shared::touch(&mut state)
         };
         if wake {
             self.shared.wake.notify();
@@ -889,11 +933,17 @@ impl ProcessPoolBuilder {
                 pids: Vec::new(),
                 express: Vec::new(),
                 expressed: Vec::new(),
+                lending: false,
+                driving: Vec::new(),
+                returned: Vec::new(),
+                express_timer_armed: false,
             }),
             express: self.task_timeout.is_none(),
             changed: Condvar::new(),
             wake: EventFd::new().map_err(BuildError::Io)?,
+            express_timer: Timer::new().map_err(BuildError::Io)?,
             next_id: AtomicU64::new(1),
+            max_frame,
         });
         let io_shared = Arc::clone(&shared);
         let handle = std::thread::Builder::new()

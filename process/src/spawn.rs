@@ -2,7 +2,7 @@
 //! page tables (glibc spawns with `CLONE_VM | CLONE_VFORK`), so the cost does not grow with the
 //! parent's memory.
 //!
-//! The child gets: its calls socket on descriptor 3 and its results pipe on 4; stdin from
+//! The child gets: its calls pipe on descriptor 3 and its results pipe on 4; stdin from
 //! `/dev/null`; stdout and stderr as configured (inherited by default); every other descriptor
 //! closed; its own process group; the default disposition for the signals the pool uses and an
 //! empty signal mask.
@@ -36,8 +36,13 @@ pub(crate) struct SpawnConfig {
 /// A started worker: its pid and the parent's ends of its pipes.
 pub(crate) struct Spawned {
     pub(crate) pid: libc::pid_t,
-    /// The pool's end of the calls socket (the worker's descriptor 3).
+    /// Write end of the calls pipe (the worker's descriptor 3 is its read end).
     pub(crate) calls: OwnedFd,
+    /// The pool's own copy of the calls pipe's read end, never read: while it is open the pipe
+    /// always has a reader, so a write to a dead worker fills the pipe instead of raising
+    /// `SIGPIPE` (which `submit`'s express path, running on the caller's thread, could not
+    /// block cheaply). Dropped with the worker.
+    pub(crate) calls_reader: OwnedFd,
     /// Read end of the results pipe (the worker's descriptor 4).
     pub(crate) results: OwnedFd,
 }
@@ -138,8 +143,9 @@ fn check(ret: libc::c_int) -> io::Result<()> {
 
 /// Starts one worker.
 pub(crate) fn spawn(config: &SpawnConfig) -> io::Result<Spawned> {
-    // The parent keeps its end of the calls socket and the read end of the results pipe.
-    let (calls_r, calls_w) = sys::socket_pair()?;
+    // The parent keeps the write end of the calls pipe (and a read end, see `calls_reader`)
+    // and the read end of the results pipe.
+    let (calls_r, calls_w) = sys::pipe()?;
     let (results_r, results_w) = sys::pipe()?;
     // The parent's ends are separate open file descriptions from the child's, so this does not
     // make the worker's descriptors non-blocking.
@@ -216,11 +222,12 @@ pub(crate) fn spawn(config: &SpawnConfig) -> io::Result<Spawned> {
         )
     };
     check(ret)?;
-    // The child's ends are closed here, so EOF on the results pipe means the worker is gone.
-    drop((calls_r, results_w, stdout, stderr));
+    // The child's end of the results pipe is closed here, so EOF there means the worker is gone.
+    drop((results_w, stdout, stderr));
     Ok(Spawned {
         pid,
         calls: calls_w,
+        calls_reader: calls_r,
         results: results_r,
     })
 }

@@ -44,36 +44,15 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((dup_high(r.as_fd())?, dup_high(w.as_fd())?))
 }
 
-/// A connected `AF_UNIX` stream socket pair, both ends close-on-exec and numbered at least
-/// [`MIN_FD`]. The pool sends calls over it with `MSG_NOSIGNAL`, so a dead worker yields `EPIPE`
-/// on any thread, never a `SIGPIPE`.
-pub(crate) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: `fds` has room for the two descriptors socketpair writes.
-    cvt(unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    })?;
-    // SAFETY: socketpair succeeded, so both descriptors are new and ours.
-    let (a, b) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((dup_high(a.as_fd())?, dup_high(b.as_fd())?))
-}
-
-/// `sendmsg(2)` of up to `IOV_MAX` slices on a stream socket, without blocking and without
-/// `SIGPIPE`, retrying on EINTR.
-pub(crate) fn send_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-    // SAFETY: an all-zero msghdr is a valid "no name, no control data" header.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    // `IoSlice` is ABI-compatible with `iovec`; sendmsg only reads through the pointer.
-    msg.msg_iov = bufs.as_ptr().cast_mut().cast();
-    msg.msg_iovlen = bufs.len().min(1024) as _;
+/// `writev(2)` of up to `IOV_MAX` slices, retrying on EINTR. On the pool's non-blocking calls
+/// pipes it never blocks, and never raises `SIGPIPE` on any thread: the pool keeps a read end of
+/// each calls pipe open for as long as it writes to it (see `spawn::Spawned::calls_reader`).
+pub(crate) fn write_vectored(fd: RawFd, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    let count = bufs.len().min(1024) as libc::c_int;
     loop {
-        // SAFETY: `msg` points to `msg_iovlen` live iovecs, each describing readable bytes.
-        let n = unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) };
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec`; `bufs` holds at least `count` live
+        // slices, each describing readable bytes, and writev only reads through the pointer.
+        let n = unsafe { libc::writev(fd, bufs.as_ptr().cast(), count) };
         match cvt_size(n) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other,
@@ -182,6 +161,51 @@ impl EventFd {
     }
 
     /// Resets the counter.
+    pub(crate) fn drain(&self) {
+        let mut buf = [0u8; 8];
+        let _ = read(self.raw(), &mut buf);
+    }
+}
+
+/// A one-shot monotonic timer descriptor: readable once the time set with [`arm`](Timer::arm)
+/// has passed, until [`drain`](Timer::drain)ed.
+pub(crate) struct Timer(OwnedFd);
+
+impl Timer {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: timerfd_create takes no pointers and returns a new descriptor or -1.
+        let fd = cvt(unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_CLOEXEC | libc::TFD_NONBLOCK,
+            )
+        })?;
+        // SAFETY: `fd` is new and ours.
+        Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    pub(crate) fn raw(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+
+    /// Fires once, `after` from now (replacing any earlier setting).
+    pub(crate) fn arm(&self, after: std::time::Duration) {
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: after.as_secs() as libc::time_t,
+                // At least 1 ns: an all-zero value would disarm the timer.
+                tv_nsec: libc::c_long::from(after.subsec_nanos().max(1)),
+            },
+        };
+        // SAFETY: `spec` is a live itimerspec; a null old value is allowed.
+        let _ = unsafe { libc::timerfd_settime(self.raw(), 0, &spec, std::ptr::null_mut()) };
+    }
+
+    /// Consumes the expiry, so the descriptor is no longer readable.
     pub(crate) fn drain(&self) {
         let mut buf = [0u8; 8];
         let _ = read(self.raw(), &mut buf);

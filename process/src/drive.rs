@@ -1,0 +1,225 @@
+//! The waiting thread reads its own answer: a call `submit` wrote straight to a lent worker
+//! (the express path) is answered on that worker's results pipe, and the thread blocking on the
+//! call's future reads it there, decodes it and completes the future itself. The round trip is
+//! then caller → worker → caller, two synchronous pipe hand-offs as over a bare pipe, instead of
+//! caller → worker → I/O thread → caller, whose last hop is a futex wake-up of a thread parked
+//! on another CPU (the slowest step by far on a virtual machine).
+//!
+//! Who reads a lent worker's results pipe is decided under the pool's lock, so it is never two
+//! readers at once. A worker is in exactly one of these places:
+//!
+//! - owned by the I/O thread (it reads the pipe when `poll` says so);
+//! - `State::express`: idle, lent to `submit` while the I/O thread sleeps;
+//! - `State::expressed`: running an expressed call nobody drives yet; the I/O thread reads its
+//!   answer if it wakes first (adopting the call), or a driver takes the call over;
+//! - `State::driving` (a [`Loan`]): a waiting thread reads its answer; the I/O thread leaves the
+//!   pipe alone and, from its next sleep on, stops polling it (`watched` false);
+//! - `State::returned` ([`Returned`]): given back by a driver, with whatever it read, for the
+//!   I/O thread to adopt.
+//!
+//! A driver that read a clean answer lends the worker out again itself when the I/O thread is
+//! still asleep with the worker's pipe in its poll set; otherwise (it gave up, or the pipe is not
+//! watched) it hands the worker back and wakes the I/O thread. A driver gives up on a deadline,
+//! EOF, an error or any bytes but exactly its own answer; the I/O thread then reads the rest, so
+//! deaths, protocol errors and cancels keep their single code path there.
+
+use std::os::fd::RawFd;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use concur_core::Drive;
+
+use crate::frame::{self, Frame, FrameError, Outcomes};
+use crate::job::Job;
+use crate::pool::{Express, Expressed, Shared};
+use crate::sys;
+
+/// A lent worker whose answer a waiting thread is reading.
+pub(crate) struct Loan {
+    pub(crate) worker: u64,
+    /// The driven call's id and its future's key (for `ProcessPool::cancel`).
+    pub(crate) id: u64,
+    pub(crate) key: usize,
+}
+
+/// A worker a driver handed back to the I/O thread.
+pub(crate) struct Returned {
+    pub(crate) worker: u64,
+    /// The driven call, if the driver did not complete it.
+    pub(crate) job: Option<Job>,
+    /// Bytes read from the results pipe and not consumed.
+    pub(crate) bytes: Vec<u8>,
+    /// Calls the worker answered while lent.
+    pub(crate) used: u64,
+}
+
+/// The [`Drive`] of a `submit` future: reads the call's answer if the call took the express
+/// path and nobody reads it yet; otherwise returns at once and the wait parks as usual.
+pub(crate) struct Driver {
+    /// Weak: a future outliving its pool must not keep the pool's state alive.
+    shared: Weak<Shared>,
+    id: u64,
+}
+
+impl Driver {
+    pub(crate) fn new(shared: &Arc<Shared>, id: u64) -> Self {
+        Self {
+            shared: Arc::downgrade(shared),
+            id,
+        }
+    }
+}
+
+impl Drive for Driver {
+    fn drive(&self, deadline: Option<Instant>) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let Some((lent, job)) = take_over(&shared, self.id) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        let job = match read_answer(lent.results, shared.max_frame, deadline, &mut bytes) {
+            Read::Frame => complete(job, self.id, &mut bytes, shared.max_frame),
+            Read::GaveUp => Some(job),
+        };
+        give_back(&shared, lent, job, bytes);
+    }
+
+    /// Someone waits without reading: if the call's answer is left to a driver, hand the call
+    /// to the I/O thread now.
+    fn watch(&self) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let wake = {
+            let mut state = shared.lock();
+            state.expressed.iter().any(|e| e.job.id == self.id) && Shared::touch(&mut state)
+        };
+        if wake {
+            shared.wake.notify();
+        }
+    }
+}
+
+/// Moves the expressed call `id` (whole in the worker's pipe, unadopted) into `driving`.
+fn take_over(shared: &Shared, id: u64) -> Option<(Express, Job)> {
+    let mut state = shared.lock();
+    let at = state
+        .expressed
+        .iter()
+        .position(|e| e.job.id == id && e.written == e.job.frame.len())?;
+    let Expressed { lent, job, .. } = state.expressed.swap_remove(at);
+    state.driving.push(Loan {
+        worker: lent.worker,
+        id,
+        key: job.key,
+    });
+    Some((lent, job))
+}
+
+enum Read {
+    /// `bytes` holds exactly one whole frame.
+    Frame,
+    /// Deadline, EOF, an error, or bytes that are not exactly one frame.
+    GaveUp,
+}
+
+/// Reads from the results pipe `fd` until one whole frame is in `bytes`.
+fn read_answer(fd: RawFd, limit: usize, deadline: Option<Instant>, bytes: &mut Vec<u8>) -> Read {
+    loop {
+        let mut fds = [libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        match sys::poll(&mut fds, timeout_ms(deadline)) {
+            Ok(_) if fds[0].revents & libc::POLLNVAL != 0 => return Read::GaveUp,
+            Ok(_) if fds[0].revents != 0 => {}
+            Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => return Read::GaveUp,
+            Ok(_) => continue,
+            Err(_) => return Read::GaveUp,
+        }
+        let want = match frame::frame_size(bytes, limit) {
+            Ok(total) if bytes.len() >= total => return Read::GaveUp,
+            Ok(total) => total - bytes.len(),
+            Err(FrameError::Incomplete { .. }) => 4096,
+            Err(_) => return Read::GaveUp,
+        };
+        if bytes.try_reserve(want).is_err() {
+            return Read::GaveUp;
+        }
+        match sys::read_into_spare(fd, bytes, want) {
+            Ok(0) => return Read::GaveUp,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return Read::GaveUp,
+        }
+        match frame::frame_size(bytes, limit) {
+            Ok(total) if bytes.len() == total => return Read::Frame,
+            Ok(total) if bytes.len() > total => return Read::GaveUp,
+            Ok(_) | Err(FrameError::Incomplete { .. }) => {}
+            Err(_) => return Read::GaveUp,
+        }
+    }
+}
+
+/// `poll`'s timeout until `deadline`, rounded up to whole milliseconds.
+fn timeout_ms(deadline: Option<Instant>) -> libc::c_int {
+    deadline.map_or(-1, |at| {
+        let left = at.saturating_duration_since(Instant::now());
+        left.as_micros()
+            .div_ceil(1000)
+            .min(libc::c_int::MAX as u128) as libc::c_int
+    })
+}
+
+/// Completes `job` with the answer in `bytes` if it is its RESULT frame (then `bytes` is
+/// consumed and `None` returned); otherwise hands the job back untouched.
+fn complete(job: Job, id: u64, bytes: &mut Vec<u8>, limit: usize) -> Option<Job> {
+    let (count, raw) = match frame::decode_frame_with_limit(bytes, limit) {
+        Ok((
+            Frame::Result {
+                id: answered,
+                outcomes,
+            },
+            used,
+        )) if answered == id && used == bytes.len() => outcomes.raw(),
+        _ => return Some(job),
+    };
+    job.completion
+        .complete(job.name, Ok(Outcomes::from_raw(count, raw)));
+    bytes.clear();
+    None
+}
+
+/// Ends a drive: lends the worker out again if that needs no I/O thread (a clean answer and a
+/// sleeping I/O thread watching the pipe), else hands it back and wakes the I/O thread.
+fn give_back(shared: &Shared, mut lent: Express, job: Option<Job>, bytes: Vec<u8>) {
+    let clean = job.is_none();
+    if clean {
+        lent.used += 1;
+        lent.left = lent.left.map(|left| left.saturating_sub(1));
+    }
+    let wake = {
+        let mut state = shared.lock();
+        if let Some(at) = state.driving.iter().position(|l| l.worker == lent.worker) {
+            state.driving.swap_remove(at);
+        }
+        if clean && state.lending && lent.left != Some(0) {
+            state.express.push(lent);
+            false
+        } else {
+            state.returned.push(Returned {
+                worker: lent.worker,
+                job,
+                bytes,
+                used: lent.used,
+            });
+            Shared::touch(&mut state)
+        }
+    };
+    if wake {
+        shared.wake.notify();
+    }
+}

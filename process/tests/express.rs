@@ -1,0 +1,208 @@
+//! The express path: `submit` writes straight to an idle worker lent by the sleeping I/O
+//! thread, and the thread blocking on the future reads the answer itself (`crate::drive`).
+//! Every kind of waiter must still get the answer (readers, `.await`, wait sets, callbacks,
+//! `is_done` polling), and cancel, terminate, timeouts and worker limits must still reach a
+//! call whose answer a waiting thread is reading.
+//!
+//! Which path a call takes depends on whether the I/O thread was asleep when it was submitted,
+//! so each test warms the pool up and repeats its step; every assertion holds on either path.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use concur_core::{Error, ReturnWhen};
+use concur_process::{ProcessPool, TaskKilled, Terminated, WorkerDied};
+
+use common::{Fifo, announce, hang, sigkill};
+
+concur_process::test_worker!();
+
+concur_process::task! {
+    fn echo(x: u64) -> u64 { x }
+    fn pid() -> u32 { std::process::id() }
+    fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
+    fn announce_and_hang(path: String) { announce(&path); hang() }
+    fn bytes(n: usize) -> Vec<u8> { (0..n).map(|i| i as u8).collect() }
+}
+
+/// Generous bound for an answer that is due at once; only a hang exceeds it.
+const PROMPT: Duration = Duration::from_secs(10);
+
+/// A one-worker pool whose worker is started and idle (so the next submit can be expressed).
+fn warm_pool() -> ProcessPool {
+    let pool = ProcessPool::builder().max_workers(1).build().unwrap();
+    assert_eq!(*pool.submit(echo, 0).unwrap().result().unwrap(), 0);
+    pool
+}
+
+#[test]
+fn a_thousand_round_trips_each_get_their_own_answer() {
+    let pool = warm_pool();
+    for i in 0..1000u64 {
+        assert_eq!(*pool.submit(echo, i).unwrap().result().unwrap(), i);
+    }
+}
+
+#[test]
+fn polling_is_done_sees_every_answer() {
+    // Nobody reads these answers for the future: the I/O thread must collect them.
+    let pool = warm_pool();
+    for i in 0..20u64 {
+        let future = pool.submit(echo, i).unwrap();
+        let deadline = Instant::now() + PROMPT;
+        while !future.is_done() {
+            assert!(Instant::now() < deadline, "call {i} never completed");
+            std::thread::yield_now();
+        }
+        assert_eq!(*future.try_result().unwrap().unwrap(), i);
+    }
+}
+
+#[test]
+fn waiters_that_do_not_read_get_every_answer() {
+    let pool = warm_pool();
+    for i in 0..10u64 {
+        let future = pool.submit(echo, i).unwrap();
+        let waited = concur_core::wait([&future], Some(PROMPT), ReturnWhen::AllCompleted);
+        assert_eq!(waited.done().len(), 1, "wait: call {i} never completed");
+
+        let future = pool.submit(echo, i).unwrap();
+        let (tx, rx) = mpsc::channel();
+        future.add_done_callback(move |f| tx.send(*f.result().unwrap()).unwrap());
+        assert_eq!(rx.recv_timeout(PROMPT).unwrap(), i, "callback: call {i}");
+
+        let futures = [
+            pool.submit(echo, i).unwrap(),
+            pool.submit(echo, i + 1).unwrap(),
+        ];
+        let done = concur_core::as_completed(&futures, Some(PROMPT)).count();
+        assert_eq!(done, 2, "as_completed: call {i}");
+    }
+}
+
+#[test]
+fn an_awaiting_task_gets_an_expressed_answer() {
+    let pool = warm_pool();
+    for i in 0..10u64 {
+        let future = pool.submit(echo, i).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || tx.send(block_on(future)).unwrap());
+        assert_eq!(rx.recv_timeout(PROMPT).unwrap().unwrap(), i);
+    }
+}
+
+/// A minimal executor: polls on this thread, parking between wake-ups.
+fn block_on<T>(future: concur_core::Future<T>) -> Result<T, Error> {
+    use std::future::IntoFuture;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future.into_future());
+    loop {
+        if let Poll::Ready(outcome) = future.as_mut().poll(&mut cx) {
+            return outcome;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_reader_that_times_out_leaves_the_answer_to_a_later_wait() {
+    let pool = warm_pool();
+    for _ in 0..5 {
+        let future = pool.submit(nap, 50).unwrap();
+        assert!(matches!(
+            future.result_timeout(Duration::from_millis(1)),
+            Err(Error::TimedOut)
+        ));
+        assert_eq!(*future.result_timeout(PROMPT).unwrap(), 50);
+    }
+}
+
+#[test]
+fn a_large_answer_is_read_whole_by_its_waiter() {
+    let pool = warm_pool();
+    for n in [0, 1, 4095, 4096, 65_537, 10 << 20] {
+        let answer = pool.submit(bytes, n).unwrap().into_result().unwrap();
+        assert_eq!(answer.len(), n);
+        assert!(answer.iter().enumerate().all(|(i, &b)| b == i as u8));
+    }
+}
+
+#[test]
+fn max_tasks_per_child_counts_calls_answered_to_their_waiters() {
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .max_tasks_per_child(2)
+        .build()
+        .unwrap();
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for _ in 0..12 {
+        *counts
+            .entry(*pool.submit(pid, ()).unwrap().result().unwrap())
+            .or_default() += 1;
+    }
+    assert!(counts.values().all(|&n| n <= 2), "{counts:?}");
+    assert!(counts.len() >= 6, "{counts:?}");
+}
+
+/// Starts a call that hangs, on a warm pool, and a thread waiting on it (the call's reader if
+/// it was expressed); returns the worker's pid and the waiter's outcome.
+fn hanging_call_with_a_waiter(
+    pool: &ProcessPool,
+    tag: &str,
+) -> (
+    concur_core::Future<()>,
+    u32,
+    mpsc::Receiver<Option<concur_core::Failure>>,
+) {
+    let fifo = Fifo::new(tag);
+    let future = pool.submit(announce_and_hang, fifo.path_string()).unwrap();
+    let worker: u32 = fifo.read_line().parse().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let waiting = future.clone();
+    std::thread::spawn(move || tx.send(waiting.error().unwrap()).unwrap());
+    (future, worker, rx)
+}
+
+#[test]
+fn cancel_reaches_a_call_whose_waiter_reads_it() {
+    let pool = warm_pool();
+    for round in 0..3 {
+        let (future, worker, outcome) = hanging_call_with_a_waiter(&pool, "cancel");
+        assert!(pool.cancel(&future), "round {round}");
+        let failure = outcome.recv_timeout(PROMPT).unwrap().unwrap();
+        assert_eq!(failure.downcast_ref::<TaskKilled>().unwrap().pid, worker);
+        assert_eq!(*pool.submit(echo, round).unwrap().result().unwrap(), round);
+    }
+}
+
+#[test]
+fn a_worker_killed_under_a_reading_waiter_fails_its_call_with_worker_died() {
+    let pool = warm_pool();
+    for round in 0..3 {
+        let (_future, worker, outcome) = hanging_call_with_a_waiter(&pool, "kill");
+        sigkill(worker);
+        let failure = outcome.recv_timeout(PROMPT).unwrap().unwrap();
+        assert_eq!(failure.downcast_ref::<WorkerDied>().unwrap().pid, worker);
+        assert_eq!(*pool.submit(echo, round).unwrap().result().unwrap(), round);
+    }
+}
+
+#[test]
+fn terminate_reaches_a_call_whose_waiter_reads_it() {
+    let pool = warm_pool();
+    let (_future, _worker, outcome) = hanging_call_with_a_waiter(&pool, "terminate");
+    pool.terminate_workers();
+    let failure = outcome.recv_timeout(PROMPT).unwrap().unwrap();
+    assert!(failure.downcast_ref::<Terminated>().is_some(), "{failure}");
+}
