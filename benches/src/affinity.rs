@@ -32,6 +32,15 @@ pub fn pin_current_thread(cpu: usize) -> Pin {
     Pin { previous }
 }
 
+/// Pins the process (the main thread of) `pid`, a child of ours, to `cpu`.
+///
+/// # Errors
+/// If the system refuses (pinning unsupported, `cpu` not allowed, no such process).
+pub fn pin_process(pid: u32, cpu: usize) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| std::io::ErrorKind::InvalidInput)?;
+    imp::set_allowed_cpus_of(pid, &[cpu])
+}
+
 /// Restores the thread's previous CPU set when dropped.
 #[derive(Debug)]
 pub struct Pin {
@@ -73,6 +82,11 @@ mod imp {
     }
 
     pub(super) fn set_allowed_cpus(cpus: &[usize]) -> io::Result<()> {
+        set_allowed_cpus_of(0, cpus)
+    }
+
+    /// `pid` 0 is the calling thread.
+    pub(super) fn set_allowed_cpus_of(pid: libc::pid_t, cpus: &[usize]) -> io::Result<()> {
         // SAFETY: an all-zero cpu_set_t is the empty set.
         let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
         for &cpu in cpus {
@@ -82,8 +96,8 @@ mod imp {
             // SAFETY: `cpu` is below the set's capacity (checked above).
             unsafe { libc::CPU_SET(cpu, &mut set) };
         }
-        // SAFETY: `set` is a valid cpu_set_t of the size we pass; pid 0 is this thread.
-        let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+        // SAFETY: `set` is a valid cpu_set_t of the size we pass; `pid` is plain data.
+        let rc = unsafe { libc::sched_setaffinity(pid, size_of::<libc::cpu_set_t>(), &set) };
         if rc == 0 {
             Ok(())
         } else {
@@ -101,6 +115,10 @@ mod imp {
     }
 
     pub(super) fn set_allowed_cpus(_cpus: &[usize]) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    pub(super) fn set_allowed_cpus_of(_pid: i32, _cpus: &[usize]) -> io::Result<()> {
         Err(io::Error::from(io::ErrorKind::Unsupported))
     }
 }

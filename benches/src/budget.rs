@@ -483,12 +483,23 @@ fn process_budgets<'a>(find: &impl Fn(&str) -> Option<&'a ScenarioResult>) -> Ve
         };
         verdicts.push(Verdict::new(name, ours.ns < limit, figure));
     }
-    if let Some((r, ours)) = ours_of(process::ROUND_TRIP) {
-        let name =
-            "process round trip (no-op submit then result): within 1.2x of a raw pipe round trip";
+    for (scenario, placement) in [
+        (process::ROUND_TRIP_1CPU, "both on one CPU"),
+        (process::ROUND_TRIP_SPLIT, "caller and worker on two CPUs"),
+        (
+            process::ROUND_TRIP,
+            "unpinned: the scheduler may place each side differently",
+        ),
+    ] {
+        let Some((r, ours)) = ours_of(scenario) else {
+            continue;
+        };
+        let name = format!(
+            "process round trip (no-op submit then result), {placement}: within 1.2x of a raw pipe round trip"
+        );
         verdicts.push(match r.get(process::RAW_PIPE) {
             Some(raw) => Verdict::new(
-                name,
+                &name,
                 ours.ns <= 1.2 * raw.ns,
                 format!(
                     "{} {} vs {} {}: ratio {:.3} (limit 1.200){}; raw_pipe: {}-byte frames to compare re-run as an echo child, and back",
@@ -501,7 +512,7 @@ fn process_budgets<'a>(find: &impl Fn(&str) -> Option<&'a ScenarioResult>) -> Ve
                     process::RAW_BYTES
                 ),
             ),
-            None => Verdict::skipped(name, "the raw pipe was not measured"),
+            None => Verdict::skipped(&name, "the raw pipe was not measured"),
         });
     }
     for scenario in process::ALL {

@@ -299,7 +299,11 @@ macro_rules! __task_one {
                 $crate::__private::invoke(__call, input, out)
             }
             fn __signature() -> u64 {
-                $crate::__private::signature::<$crate::__task_args!($($ty),*), $ret>()
+                // Hashed once: every call's frame carries it, and the worker checks it.
+                static SIGNATURE: ::std::sync::OnceLock<u64> = ::std::sync::OnceLock::new();
+                *SIGNATURE.get_or_init(
+                    $crate::__private::signature::<$crate::__task_args!($($ty),*), $ret>,
+                )
             }
             #[$crate::__private::linkme::distributed_slice($crate::__private::TASKS)]
             #[linkme(crate = $crate::__private::linkme)]

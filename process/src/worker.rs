@@ -262,6 +262,9 @@ fn serve(sync: bool) -> i32 {
     }
 
     let mut outcomes = Vec::with_capacity(64 * 1024);
+    // The last task looked up: calls mostly repeat one task, and a name comparison is cheaper
+    // than hashing it.
+    let mut last: Option<&'static registry::TaskEntry> = None;
     loop {
         let (at, len) = match reader.next(limit) {
             Ok(Some(Ok(span))) => span,
@@ -285,7 +288,12 @@ fn serve(sync: bool) -> i32 {
         // Room for the RESULT header: length, version, kind, id, count.
         let budget = limit.saturating_sub(HEADER_LEN + 8 + 4);
         // Look the task up once per call, not per item.
-        let entry = match registry::lookup(name) {
+        let found = match last {
+            Some(entry) if entry.name == name => Some(entry),
+            _ => registry::lookup(name),
+        };
+        last = found.or(last);
+        let entry = match found {
             None => Err(WireError::UnknownTask),
             Some(entry) if (entry.signature)() != signature => Err(WireError::SignatureMismatch),
             Some(entry) => Ok(entry),

@@ -75,7 +75,9 @@ impl Options {
                          scenarios: same_thread pingpong pingpong_pinned pingpong_split pingpong_1cpu \
                          wait_any/{1,16,1024,10000} wait_register/{1,16,1024,10000} as_completed \
                          pool/round_trip pool/throughput_100k pool/idle_cpu \
-                         process/startup process/round_trip process/map/1 process/map/1000 \
+                         process/startup process/round_trip process/round_trip_1cpu \
+                         process/round_trip_split \
+                         process/map/1 process/map/1000 \
                          process/death_to_error\n\
                          groups: wait_any wait_register pool process"
                             .into(),
@@ -115,7 +117,12 @@ fn main() -> ExitCode {
         }
     };
     match &options.child {
-        Some(name) if name == pingpong::ONE_CPU => one_cpu_child(options.plan()),
+        Some(name) if name == pingpong::ONE_CPU => one_cpu_child(options.plan(), &|| {
+            pingpong::scenario(pingpong::ONE_CPU, Placement::FREE)
+        }),
+        Some(name) if name == process::ROUND_TRIP_1CPU => one_cpu_child(options.plan(), &|| {
+            process::round_trip_scenario(echo_command())
+        }),
         Some(name) if name == process::ECHO_CHILD => {
             process::echo();
             ExitCode::SUCCESS
@@ -201,26 +208,7 @@ fn parent(options: &Options) {
             pingpong::SPLIT
         ),
     }
-    if options.wants(pingpong::ONE_CPU) {
-        eprintln!(
-            "compare: measuring {} in a child process ...",
-            pingpong::ONE_CPU
-        );
-        let watched = watchdog::watch(pingpong::ONE_CPU);
-        let child = run_child(pingpong::ONE_CPU, options.quick);
-        drop(watched);
-        match child {
-            Ok(measured) => {
-                let result = ScenarioResult {
-                    scenario: pingpong::ONE_CPU.to_string(),
-                    measured,
-                };
-                eprint!("{}", report::details(&result));
-                results.push(result);
-            }
-            Err(why) => eprintln!("compare: skipping {}: {why}", pingpong::ONE_CPU),
-        }
-    }
+    one_cpu_into(&mut results, options, pingpong::ONE_CPU);
 
     let mut python = PythonPeer::new(options);
     wait_scenarios(options, plan, &mut results, &mut python);
@@ -516,28 +504,38 @@ fn process_scenarios(
     results: &mut Vec<ScenarioResult>,
     python: &mut PythonPeer,
 ) {
-    if !options.wants_any(&process::ALL) {
+    if !options.wants_any(&process::ALL)
+        && !options.wants_any(&[process::ROUND_TRIP_1CPU, process::ROUND_TRIP_SPLIT])
+    {
         return;
     }
     let samples = plan.rounds;
     sample_into(results, options, process::STARTUP, || {
         process::startup(samples)
     });
-    let echo = this_binary().ok().map(|exe| {
-        vec![
-            exe.into_os_string(),
-            CHILD.into(),
-            process::ECHO_CHILD.into(),
-        ]
-    });
     measure_into(
         results,
         options,
         process::ROUND_TRIP,
         plan,
-        &|| process::round_trip_scenario(echo.clone()),
+        &|| process::round_trip_scenario(echo_command()),
         |m| m,
     );
+    one_cpu_into(results, options, process::ROUND_TRIP_1CPU);
+    match affinity::two_allowed_cpus() {
+        Some((a, b)) => measure_into(
+            results,
+            options,
+            process::ROUND_TRIP_SPLIT,
+            plan,
+            &|| process::round_trip_split_scenario(echo_command(), a, b),
+            |m| m,
+        ),
+        None => eprintln!(
+            "compare: fewer than two CPUs to pin to; skipping {}",
+            process::ROUND_TRIP_SPLIT
+        ),
+    }
     for (name, chunksize, items) in [
         (process::MAP_1, 1, process::map_1_items(options.quick)),
         (process::MAP_1000, 1000, process::MAP_ITEMS),
@@ -587,9 +585,46 @@ fn run_child(name: &str, quick: bool) -> Result<Vec<concur_benches::measure::Mea
     report::from_child_lines(&text).ok_or_else(|| "the child's output is malformed".to_string())
 }
 
+/// The command that runs [`process::echo`]: this binary as `--child process/raw_pipe`.
+fn echo_command() -> Option<Vec<std::ffi::OsString>> {
+    this_binary().ok().map(|exe| {
+        vec![
+            exe.into_os_string(),
+            CHILD.into(),
+            process::ECHO_CHILD.into(),
+        ]
+    })
+}
+
+/// Measures `scenario` in a child process pinned to one CPU (see [`one_cpu_child`]).
+fn one_cpu_into(results: &mut Vec<ScenarioResult>, options: &Options, scenario: &'static str) {
+    if !options.wants(scenario) {
+        return;
+    }
+    eprintln!("compare: measuring {scenario} in a child process ...");
+    let watched = watchdog::watch(scenario);
+    let child = run_child(scenario, options.quick);
+    drop(watched);
+    match child {
+        Ok(measured) => {
+            let result = ScenarioResult {
+                scenario: scenario.to_string(),
+                measured,
+            };
+            eprint!("{}", report::details(&result));
+            results.push(result);
+        }
+        Err(why) => eprintln!("compare: skipping {scenario}: {why}"),
+    }
+}
+
 /// The child: restrict the whole process to one CPU before any other thread or wait exists
-/// (so the core sees one CPU, as under `taskset -c 0`), then measure the free ping-pong.
-fn one_cpu_child(plan: Plan) -> ExitCode {
+/// (so the core sees one CPU, as under `taskset -c 0`, and every thread and process it starts
+/// inherits that CPU), then measure `scenario`.
+fn one_cpu_child(
+    plan: Plan,
+    scenario: &dyn Fn() -> concur_benches::contender::Scenario,
+) -> ExitCode {
     let Some(cpu) = affinity::first_allowed_cpu() else {
         eprintln!("compare: CPU pinning unsupported here");
         return ExitCode::FAILURE;
@@ -599,10 +634,7 @@ fn one_cpu_child(plan: Plan) -> ExitCode {
         "compare: child pinned to CPU {cpu}; available_parallelism: {}",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let measured = measure::measure(
-        &pingpong::scenario(pingpong::ONE_CPU, Placement::FREE),
-        plan,
-    );
+    let measured = measure::measure(&scenario(), plan);
     print!("{}", report::to_child_lines(&measured));
     ExitCode::SUCCESS
 }

@@ -5,7 +5,12 @@
 //! - `process/round_trip`: one no-op submit, then its result, in a loop. The floor next to it,
 //!   `raw_pipe`, is a 64-byte write to a child process that echoes it back over a second pipe,
 //!   read back whole: `compare` re-executing itself as `--child process/raw_pipe` (see
-//!   [`echo`]), so both sides are the same language and measured interleaved.
+//!   [`echo`]), so both sides are the same language and measured interleaved. Unpinned, the
+//!   scheduler decides whether the two ends share a CPU (a few µs per round trip) or not (tens
+//!   of µs: a wake-up of an idle virtual CPU), and may decide differently for each side, so
+//!   `process/round_trip_1cpu` repeats both with everything on one CPU and
+//!   `process/round_trip_split` with the caller on one CPU and the other process on another:
+//!   the same placement for both sides, every run.
 //! - `process/map/1` and `process/map/1000`: `map_with` over [`MAP_ITEMS`] small integers at
 //!   chunksize 1 and 1,000; the figure is nanoseconds per item (10^9 / items per second).
 //! - `process/death_to_error`: a 1-worker pool runs a task that sleeps forever; once it is
@@ -29,6 +34,11 @@ use crate::measure::Measured;
 pub const STARTUP: &str = "process/startup";
 /// Single submit-then-result.
 pub const ROUND_TRIP: &str = "process/round_trip";
+/// [`ROUND_TRIP`] with everything on one CPU (`compare` re-run as a child pinned to one CPU
+/// before anything starts, so the pool's threads, its workers and the echo child inherit it).
+pub const ROUND_TRIP_1CPU: &str = "process/round_trip_1cpu";
+/// [`ROUND_TRIP`] with the caller on one CPU and the workers on the other.
+pub const ROUND_TRIP_SPLIT: &str = "process/round_trip_split";
 /// `map` at chunksize 1.
 pub const MAP_1: &str = "process/map/1";
 /// `map` at chunksize 1,000.
@@ -224,8 +234,41 @@ pub fn echo() {
 /// `process/round_trip`, ours first; with `echo_command` (program, then arguments: a process
 /// that echoes stdin to stdout as it arrives, [`echo`]) the raw-pipe floor too.
 pub fn round_trip_scenario(echo_command: Option<Vec<OsString>>) -> Scenario {
-    let mut contenders = vec![Contender::new("ours/submit", Side::Ours, || {
-        Box::new(RoundTrip(pool(WORKERS)))
+    round_trip_placed(ROUND_TRIP, echo_command, None)
+}
+
+/// `process/round_trip_split`: as [`round_trip_scenario`], with the measuring thread on CPU
+/// `caller` and the workers (and the echo child) on CPU `other`; the pool's I/O thread, idle on
+/// the express path, runs anywhere.
+pub fn round_trip_split_scenario(
+    echo_command: Option<Vec<OsString>>,
+    caller: usize,
+    other: usize,
+) -> Scenario {
+    round_trip_placed(ROUND_TRIP_SPLIT, echo_command, Some((caller, other)))
+}
+
+fn round_trip_placed(
+    name: &'static str,
+    echo_command: Option<Vec<OsString>>,
+    split: Option<(usize, usize)>,
+) -> Scenario {
+    let mut contenders = vec![Contender::new("ours/submit", Side::Ours, move || {
+        let pool = pool(WORKERS);
+        if let Some((_, other)) = split {
+            // Start both workers (two calls at once), then move them.
+            let calls = [
+                pool.submit(tasks::noop, 1).expect("submit refused"),
+                pool.submit(tasks::noop, 2).expect("submit refused"),
+            ];
+            for call in &calls {
+                value(call);
+            }
+            for pid in pool.worker_pids() {
+                pin_child(pid, other);
+            }
+        }
+        placed(RoundTrip(pool), split)
     })];
     if let Some(command) = echo_command {
         contenders.push(Contender::new(RAW_PIPE, Side::Peer, move || {
@@ -236,19 +279,48 @@ pub fn round_trip_scenario(echo_command: Option<Vec<OsString>>) -> Scenario {
                 .stderr(Stdio::inherit())
                 .spawn()
                 .expect("cannot start the echo child");
+            if let Some((_, other)) = split {
+                pin_child(child.id(), other);
+            }
             let to = child.stdin.take();
             let from = child.stdout.take().expect("piped");
-            Box::new(RawPipe {
-                child,
-                to,
-                from,
-                buf: [7; RAW_BYTES],
-            })
+            placed(
+                RawPipe {
+                    child,
+                    to,
+                    from,
+                    buf: [7; RAW_BYTES],
+                },
+                split,
+            )
         }));
     }
-    Scenario {
-        name: ROUND_TRIP,
-        contenders,
+    Scenario { name, contenders }
+}
+
+fn pin_child(pid: u32, cpu: usize) {
+    crate::affinity::pin_process(pid, cpu)
+        .unwrap_or_else(|e| panic!("cannot pin process {pid} to CPU {cpu}: {e}"));
+}
+
+/// `batch`, with the measuring thread pinned to the split's caller CPU while it measures.
+fn placed(batch: impl Batch + 'static, split: Option<(usize, usize)>) -> Box<dyn Batch> {
+    match split {
+        Some((caller, _)) => Box::new(PinnedCaller { batch, cpu: caller }),
+        None => Box::new(batch),
+    }
+}
+
+/// Runs `batch` with the measuring thread pinned to `cpu`.
+struct PinnedCaller<B> {
+    batch: B,
+    cpu: usize,
+}
+
+impl<B: Batch> Batch for PinnedCaller<B> {
+    fn run(&mut self, iters: u64) -> Duration {
+        let _pin = crate::affinity::pin_current_thread(self.cpu);
+        self.batch.run(iters)
     }
 }
 
