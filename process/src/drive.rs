@@ -144,20 +144,12 @@ enum Read {
 }
 
 /// Reads from the results pipe `fd` until one whole frame is in `bytes`.
+///
+/// Reads before it polls: on a shared CPU the worker usually ran (and answered) while this
+/// thread was preempted by its wake-up, so the answer is there and the `poll` would be a
+/// wasted system call; across CPUs the failed read costs a fraction of the wait.
 fn read_answer(fd: RawFd, limit: usize, deadline: Option<Instant>, bytes: &mut Vec<u8>) -> Read {
     loop {
-        let mut fds = [libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        match sys::poll(&mut fds, timeout_ms(deadline)) {
-            Ok(_) if fds[0].revents & libc::POLLNVAL != 0 => return Read::GaveUp,
-            Ok(_) if fds[0].revents != 0 => {}
-            Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => return Read::GaveUp,
-            Ok(_) => continue,
-            Err(_) => return Read::GaveUp,
-        }
         let want = match frame::frame_size(bytes, limit) {
             Ok(total) if bytes.len() >= total => return Read::GaveUp,
             Ok(total) => total - bytes.len(),
@@ -172,7 +164,12 @@ fn read_answer(fd: RawFd, limit: usize, deadline: Option<Instant>, bytes: &mut V
         match sys::read_into_spare(fd, bytes, want) {
             Ok(0) => return Read::GaveUp,
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if !wait_readable(fd, deadline) {
+                    return Read::GaveUp;
+                }
+                continue;
+            }
             Err(_) => return Read::GaveUp,
         }
         match frame::frame_size(bytes, limit) {
@@ -180,6 +177,24 @@ fn read_answer(fd: RawFd, limit: usize, deadline: Option<Instant>, bytes: &mut V
             Ok(total) if bytes.len() > total => return Read::GaveUp,
             Ok(_) | Err(FrameError::Incomplete { .. }) => {}
             Err(_) => return Read::GaveUp,
+        }
+    }
+}
+
+/// Waits until `fd` is readable (or at EOF); false if `deadline` passed or `fd` is unusable.
+fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> bool {
+    loop {
+        let mut fds = [libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        match sys::poll(&mut fds, timeout_ms(deadline)) {
+            Ok(_) if fds[0].revents & libc::POLLNVAL != 0 => return false,
+            Ok(_) if fds[0].revents != 0 => return true,
+            Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => return false,
+            Ok(_) => {}
+            Err(_) => return false,
         }
     }
 }

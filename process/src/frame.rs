@@ -235,6 +235,22 @@ impl<'a> Outcomes<'a> {
         Some(outcome)
     }
 
+    /// The fast case of [`next_at`](Outcomes::next_at): the value at `*pos` if it is a value
+    /// outcome with a one-byte length (advancing `pos`); `None` leaves `pos` for `next_at`.
+    #[inline]
+    pub(crate) fn next_small_value_at<'b>(bytes: &'b [u8], pos: &mut usize) -> Option<&'b [u8]> {
+        let [TAG_OK, len, rest @ ..] = bytes.get(*pos..)? else {
+            return None;
+        };
+        let len = usize::from(*len);
+        if len >= 0x80 {
+            return None;
+        }
+        let value = rest.get(..len)?;
+        *pos += 2 + len;
+        Some(value)
+    }
+
     /// Outcomes from a raw encoding previously checked by [`decode_frame`].
     pub(crate) fn from_raw(count: u32, bytes: &'a [u8]) -> Self {
         Self { count, bytes }
@@ -271,8 +287,31 @@ impl<'a> Iterator for OutcomeIter<'a> {
     }
 }
 
+/// Checks one outcome and moves past it.
+#[inline]
+fn skip_outcome(reader: &mut Reader<'_>) -> Result<(), FrameError> {
+    // Fast path: a value outcome with a one-byte length, all there.
+    if let [TAG_OK, len, rest @ ..] = reader.bytes {
+        let len = usize::from(*len);
+        if len < 0x80 && len <= rest.len() {
+            reader.bytes = &rest[len..];
+            return Ok(());
+        }
+    }
+    read_outcome(reader).map(drop)
+}
+
 #[inline]
 fn read_outcome<'a>(reader: &mut Reader<'a>) -> Result<Result<&'a [u8], WireError>, FrameError> {
+    // Fast path: a value outcome with a one-byte length, all there.
+    if let [TAG_OK, len, rest @ ..] = reader.bytes {
+        let len = usize::from(*len);
+        if len < 0x80 && len <= rest.len() {
+            let (value, tail) = rest.split_at(len);
+            reader.bytes = tail;
+            return Ok(Ok(value));
+        }
+    }
     match reader.u8()? {
         TAG_OK => Ok(Ok(reader.bytes()?)),
         TAG_ERR => {
@@ -388,7 +427,7 @@ pub fn decode_frame_with_limit(
             let count = r.u32()?;
             let start = r.rest();
             for _ in 0..count {
-                let _ = read_outcome(&mut r)?;
+                skip_outcome(&mut r)?;
             }
             let used = start.len() - r.rest().len();
             Frame::Result {
@@ -488,7 +527,24 @@ impl<'a> Reader<'a> {
         Err(FrameError::Malformed("varint longer than 10 bytes"))
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8], FrameError> {
+        // Fast path: a one-byte length (below 128) whose bytes are all there, as for nearly
+        // every argument set and outcome of a small value (a `map` over integers reads
+        // thousands per frame, twice).
+        if let Some((&len, rest)) = self.bytes.split_first() {
+            let len = usize::from(len);
+            if len < 0x80 && len <= rest.len() {
+                let (head, tail) = rest.split_at(len);
+                self.bytes = tail;
+                return Ok(head);
+            }
+        }
+        self.long_bytes()
+    }
+
+    #[inline(never)]
+    fn long_bytes(&mut self) -> Result<&'a [u8], FrameError> {
         let len = self.varint()?;
         let len = usize::try_from(len).map_err(|_| FrameError::Malformed("length overflow"))?;
         self.take(len)

@@ -272,6 +272,9 @@ where
             }
             Current::Reply { reply, pos, left } => {
                 *left -= 1;
+                if let Some(bytes) = Outcomes::next_small_value_at(&reply.bytes, pos) {
+                    return Some(decode_value::<R>(bytes).map_err(Error::Failed));
+                }
                 let outcome = Outcomes::next_at(&reply.bytes, pos);
                 Some(match outcome {
                     Some(Ok(bytes)) => decode_value::<R>(bytes).map_err(Error::Failed),

@@ -166,10 +166,8 @@ impl postcard::ser_flavors::Flavor for VecFlavor<'_> {
         // Postcard writes each integer as a slice of a few varint bytes; a `memcpy` call per
         // integer costs more than pushing them.
         if data.len() <= 16 {
-            self.0.reserve(data.len());
-            for &byte in data {
-                self.0.push(byte);
-            }
+            // One capacity check, then a plain copy loop (a trusted-length extend).
+            self.0.extend(data.iter().copied());
         } else {
             self.0.extend_from_slice(data);
         }
