@@ -88,7 +88,11 @@ impl Drive for Driver {
             return;
         };
         let mut bytes = READ_BUFFER.take();
-        let job = match read_answer(lent.results, shared.max_frame, deadline, &mut bytes) {
+        let pipe = Pipe {
+            results: lent.results,
+            pidfd: lent.pidfd,
+        };
+        let job = match read_answer(pipe, shared.max_frame, deadline, &mut bytes) {
             Read::Frame => complete(job, self.id, &mut bytes, shared.max_frame),
             Read::GaveUp => Some(job),
         };
@@ -143,12 +147,19 @@ enum Read {
     GaveUp,
 }
 
-/// Reads from the results pipe `fd` until one whole frame is in `bytes`.
+/// A lent worker's results pipe and its pidfd.
+#[derive(Clone, Copy)]
+struct Pipe {
+    results: RawFd,
+    pidfd: Option<RawFd>,
+}
+
+/// Reads from the results pipe until one whole frame is in `bytes`.
 ///
 /// Reads before it polls: on a shared CPU the worker usually ran (and answered) while this
 /// thread was preempted by its wake-up, so the answer is there and the `poll` would be a
 /// wasted system call; across CPUs the failed read costs a fraction of the wait.
-fn read_answer(fd: RawFd, limit: usize, deadline: Option<Instant>, bytes: &mut Vec<u8>) -> Read {
+fn read_answer(pipe: Pipe, limit: usize, deadline: Option<Instant>, bytes: &mut Vec<u8>) -> Read {
     loop {
         let want = match frame::frame_size(bytes, limit) {
             Ok(total) if bytes.len() >= total => return Read::GaveUp,
@@ -161,11 +172,11 @@ fn read_answer(fd: RawFd, limit: usize, deadline: Option<Instant>, bytes: &mut V
         if bytes.try_reserve(want).is_err() {
             return Read::GaveUp;
         }
-        match sys::read_into_spare(fd, bytes, want) {
+        match sys::read_into_spare(pipe.results, bytes, want) {
             Ok(0) => return Read::GaveUp,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if !wait_readable(fd, deadline) {
+                if !wait_readable(pipe, deadline) {
                     return Read::GaveUp;
                 }
                 continue;
@@ -181,16 +192,20 @@ fn read_answer(fd: RawFd, limit: usize, deadline: Option<Instant>, bytes: &mut V
     }
 }
 
-/// Waits until `fd` is readable (or at EOF); false if `deadline` passed or `fd` is unusable.
-fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> bool {
+/// Waits until the results pipe is readable (or at EOF); false if `deadline` passed, a
+/// descriptor is unusable or the worker exited (the I/O thread reads what it left).
+fn wait_readable(pipe: Pipe, deadline: Option<Instant>) -> bool {
+    let pollfd = |fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // Without a pidfd (old kernels) the entry is ignored (negative descriptor).
+    let mut fds = [pollfd(pipe.results), pollfd(pipe.pidfd.unwrap_or(-1))];
     loop {
-        let mut fds = [libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        }];
         match sys::poll(&mut fds, timeout_ms(deadline)) {
-            Ok(_) if fds[0].revents & libc::POLLNVAL != 0 => return false,
+            Ok(_) if (fds[0].revents | fds[1].revents) & libc::POLLNVAL != 0 => return false,
+            Ok(_) if fds[1].revents != 0 => return false,
             Ok(_) if fds[0].revents != 0 => return true,
             Ok(_) if deadline.is_some_and(|d| Instant::now() >= d) => return false,
             Ok(_) => {}

@@ -575,47 +575,56 @@ pub(crate) struct FrameWriter<'b> {
 }
 
 impl<'b> FrameWriter<'b> {
+    #[inline]
     pub(crate) fn begin(buf: &'b mut Vec<u8>, kind: u8) -> Self {
         let start = buf.len();
         buf.extend_from_slice(&[0, 0, 0, 0, PROTOCOL_VERSION, kind]);
         Self { buf, start }
     }
 
+    #[inline]
     pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
         self.buf
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self, v: u8) -> &mut Self {
         self.buf.push(v);
         self
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self, v: u32) -> &mut Self {
         self.buf.extend_from_slice(&v.to_le_bytes());
         self
     }
 
+    #[inline]
     pub(crate) fn u64(&mut self, v: u64) -> &mut Self {
         self.buf.extend_from_slice(&v.to_le_bytes());
         self
     }
 
+    #[inline]
     pub(crate) fn bytes(&mut self, v: &[u8]) -> &mut Self {
         put_varint(self.buf, v.len() as u64);
         self.buf.extend_from_slice(v);
         self
     }
 
+    #[inline]
     pub(crate) fn str(&mut self, v: &str) -> &mut Self {
         self.bytes(v.as_bytes())
     }
 
     /// Size of the frame so far.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.buf.len() - self.start
     }
 
     /// Patches the length; returns the frame's total size.
+    #[inline]
     pub(crate) fn end(self) -> usize {
         let total = self.buf.len() - self.start;
         let len = (total - 4) as u32;
@@ -624,6 +633,7 @@ impl<'b> FrameWriter<'b> {
     }
 }
 
+#[inline]
 pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);

@@ -747,6 +747,7 @@ impl Io {
                             worker: worker.id,
                             fd: calls.as_raw_fd(),
                             results: results.as_raw_fd(),
+                            pidfd: worker.pidfd.as_ref().map(AsRawFd::as_raw_fd),
                             left: self
                                 .config
                                 .max_tasks_per_child

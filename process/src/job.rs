@@ -91,15 +91,26 @@ impl<R: DeserializeOwned + Send + 'static> Completion for Single<R> {
     fn complete(self: Box<Self>, name: &str, outcome: Result<Outcomes<'_>, Failure>) {
         let this = *self;
         drop(this.future);
-        let outcome = outcome.and_then(|outcomes| match outcomes.iter().next() {
-            Some(Ok(bytes)) => decode_value::<R>(bytes),
-            Some(Err(wire)) => Err(wire_failure(wire, name)),
-            None => Err(Failure::from_error(CodecError {
-                stage: CodecStage::DecodeResult,
-                message: "the worker sent no outcome".into(),
-            })),
+        let outcome = outcome.and_then(|outcomes| {
+            let (_, raw) = outcomes.raw();
+            match Outcomes::next_small_value_at(raw, &mut 0) {
+                Some(bytes) => decode_value::<R>(bytes),
+                None => decode_first(outcomes, name),
+            }
         });
         let _ = this.promise.set_outcome(outcome);
+    }
+}
+
+/// The first outcome of a call, decoded (the general case of `Single::complete`).
+fn decode_first<R: DeserializeOwned>(outcomes: Outcomes<'_>, name: &str) -> Result<R, Failure> {
+    match outcomes.iter().next() {
+        Some(Ok(bytes)) => decode_value::<R>(bytes),
+        Some(Err(wire)) => Err(wire_failure(wire, name)),
+        None => Err(Failure::from_error(CodecError {
+            stage: CodecStage::DecodeResult,
+            message: "the worker sent no outcome".into(),
+        })),
     }
 }
 
@@ -198,8 +209,11 @@ pub(crate) struct CallEncoder {
 }
 
 impl CallEncoder {
+    /// `capacity`: bytes to reserve for the argument sets, besides the header.
     pub(crate) fn new<A, R>(id: u64, task: &Task<A, R>, limit: usize, capacity: usize) -> Self {
-        let mut frame = Vec::with_capacity(capacity);
+        // Header, id, name (with a length of up to 2 bytes), signature, count.
+        let header = frame::HEADER_LEN + 8 + 2 + task.name().len() + 8 + 4;
+        let mut frame = Vec::with_capacity(header + capacity);
         let mut w = FrameWriter::begin(&mut frame, frame::CALL);
         w.u64(id).str(task.name()).u64(task.signature());
         let count_at = w.len();

@@ -56,6 +56,10 @@ pub(crate) struct Express {
     pub(crate) fd: RawFd,
     /// The pool's end of the worker's results pipe (likewise kept open while lent).
     pub(crate) results: RawFd,
+    /// The worker's pidfd, if the kernel has them (likewise kept open while lent): a reader
+    /// watches it too, since a process the task forked may hold the results pipe open after
+    /// the worker died, and then no EOF comes.
+    pub(crate) pidfd: Option<RawFd>,
     /// Calls the worker may still take before `max_tasks_per_child` retires it.
     pub(crate) left: Option<u64>,
     /// Calls it answered while lent, for the I/O thread's count.

@@ -26,6 +26,23 @@ concur_process::task! {
     fn nap(ms: u64) -> u64 { std::thread::sleep(Duration::from_millis(ms)); ms }
     fn announce_and_hang(path: String) { announce(&path); hang() }
     fn bytes(n: usize) -> Vec<u8> { (0..n).map(|i| i as u8).collect() }
+    fn fork_then_hang(path: String) { fork_holding_the_pipes(&path); hang() }
+}
+
+/// Task-side: forks a child that keeps every descriptor (the results pipe among them) and
+/// sleeps, announces the child's pid on the FIFO at `path`, and returns.
+fn fork_holding_the_pipes(path: &str) {
+    use std::io::Write;
+    // SAFETY: the child only calls async-signal-safe `pause` until it is killed.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        loop {
+            // SAFETY: plain pause(2).
+            unsafe { libc::pause() };
+        }
+    }
+    let mut fifo = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    writeln!(fifo, "{child}").unwrap();
 }
 
 /// Generous bound for an answer that is due at once; only a hang exceeds it.
@@ -205,4 +222,26 @@ fn terminate_reaches_a_call_whose_waiter_reads_it() {
     pool.terminate_workers();
     let failure = outcome.recv_timeout(PROMPT).unwrap().unwrap();
     assert!(failure.downcast_ref::<Terminated>().is_some(), "{failure}");
+}
+
+#[test]
+fn a_reader_sees_its_worker_die_even_when_a_forked_child_holds_the_pipe() {
+    // The forked child keeps the results pipe open, so the worker's death brings no EOF: the
+    // reading thread must notice it through the worker's pidfd.
+    let pool = warm_pool();
+    let worker = pool.worker_pids()[0];
+    let fifo = Fifo::new("forked");
+    let future = pool.submit(fork_then_hang, fifo.path_string()).unwrap();
+    let grandchild: u32 = fifo.read_line().parse().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let waiting = future.clone();
+    std::thread::spawn(move || tx.send(waiting.error().unwrap()).unwrap());
+    sigkill(worker);
+    let outcome = rx.recv_timeout(PROMPT);
+    sigkill(grandchild);
+    let failure = outcome
+        .expect("the reader never noticed the death")
+        .unwrap();
+    assert_eq!(failure.downcast_ref::<WorkerDied>().unwrap().pid, worker);
+    assert_eq!(*pool.submit(echo, 7).unwrap().result().unwrap(), 7);
 }
