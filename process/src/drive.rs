@@ -8,20 +8,24 @@
 //! Who reads a lent worker's results pipe is decided under the pool's lock, so it is never two
 //! readers at once. A worker is in exactly one of these places:
 //!
-//! - owned by the I/O thread (it reads the pipe when `poll` says so);
-//! - `State::express`: idle, lent to `submit` while the I/O thread sleeps;
-//! - `State::expressed`: running an expressed call nobody drives yet; the I/O thread reads its
-//!   answer if it wakes first (adopting the call), or a driver takes the call over;
+//! - owned by the I/O thread (it polls and reads the pipe);
+//! - `State::express`: idle, lent to `submit` while the I/O thread sleeps (which does not poll
+//!   the pipes of the workers it lent, only their pidfds);
+//! - `State::expressed`: running an expressed call nobody reads yet; a driver takes the call
+//!   over, or the I/O thread adopts it when it wakes: for a request, for a waiter that cannot
+//!   read ([`Drive::watch`]), or for the express timer, so an answer nobody waits for is still
+//!   collected;
 //! - `State::driving` (a [`Loan`]): a waiting thread reads its answer; the I/O thread leaves the
-//!   pipe alone and, from its next sleep on, stops polling it (`watched` false);
+//!   pipe alone (it still watches the pidfd, and may kill the worker);
 //! - `State::returned` ([`Returned`]): given back by a driver, with whatever it read, for the
 //!   I/O thread to adopt.
 //!
 //! A driver that read a clean answer lends the worker out again itself when the I/O thread is
-//! still asleep with the worker's pipe in its poll set; otherwise (it gave up, or the pipe is not
-//! watched) it hands the worker back and wakes the I/O thread. A driver gives up on a deadline,
-//! EOF, an error or any bytes but exactly its own answer; the I/O thread then reads the rest, so
-//! deaths, protocol errors and cancels keep their single code path there.
+//! still asleep and nothing is queued; otherwise (it gave up, or the I/O thread is awake or has
+//! work to hand out) it hands the worker back and wakes the I/O thread. A driver gives up on a
+//! deadline, EOF, the worker's exit, an error or any bytes but exactly its own answer; the I/O
+//! thread then reads the rest, so deaths, protocol errors and cancels keep their single code
+//! path there.
 
 use std::os::fd::RawFd;
 use std::sync::{Arc, Weak};
@@ -243,8 +247,8 @@ fn complete(job: Job, id: u64, bytes: &mut Vec<u8>, limit: usize) -> Option<Job>
     None
 }
 
-/// Ends a drive: lends the worker out again if that needs no I/O thread (a clean answer and a
-/// sleeping I/O thread watching the pipe), else hands it back and wakes the I/O thread.
+/// Ends a drive: lends the worker out again if that needs no I/O thread (a clean answer, the
+/// I/O thread asleep and nothing queued), else hands it back and wakes the I/O thread.
 fn give_back(shared: &Shared, mut lent: Express, job: Option<Job>, bytes: Vec<u8>) {
     let clean = job.is_none();
     if clean {
@@ -256,7 +260,8 @@ fn give_back(shared: &Shared, mut lent: Express, job: Option<Job>, bytes: Vec<u8
         if let Some(at) = state.driving.iter().position(|l| l.worker == lent.worker) {
             state.driving.swap_remove(at);
         }
-        if clean && state.lending && lent.left != Some(0) {
+        // Queued calls mean the I/O thread must hand this worker one: wake it instead.
+        if clean && state.lending && state.queue.is_empty() && lent.left != Some(0) {
             state.express.push(lent);
             false
         } else {

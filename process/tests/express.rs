@@ -27,6 +27,11 @@ concur_process::task! {
     fn announce_and_hang(path: String) { announce(&path); hang() }
     fn bytes(n: usize) -> Vec<u8> { (0..n).map(|i| i as u8).collect() }
     fn fork_then_hang(path: String) { fork_holding_the_pipes(&path); hang() }
+    fn announce_then_nap(path: String, ms: u64) -> u64 {
+        announce(&path);
+        std::thread::sleep(Duration::from_millis(ms));
+        ms
+    }
 }
 
 /// Task-side: forks a child that keeps every descriptor (the results pipe among them) and
@@ -244,4 +249,34 @@ fn a_reader_sees_its_worker_die_even_when_a_forked_child_holds_the_pipe() {
         .unwrap();
     assert_eq!(failure.downcast_ref::<WorkerDied>().unwrap().pid, worker);
     assert_eq!(*pool.submit(echo, 7).unwrap().result().unwrap(), 7);
+}
+
+#[test]
+fn a_call_queued_behind_a_read_call_runs_when_the_reader_is_done() {
+    // One worker: A is expressed and read by its waiting thread; B, submitted meanwhile, is
+    // queued. When A's reader finishes it must give the worker back for B, not lend it out
+    // again while B waits (B would wait for some unrelated wake-up, possibly forever).
+    let pool = std::sync::Arc::new(warm_pool());
+    for round in 0..3u64 {
+        let fifo = Fifo::new("queued-behind");
+        let path = fifo.path_string();
+        let reader = {
+            let pool = pool.clone();
+            std::thread::spawn(move || {
+                *pool
+                    .submit(announce_then_nap, (path, 50))
+                    .unwrap()
+                    .result()
+                    .unwrap()
+            })
+        };
+        fifo.read_line(); // A runs (and its waiter is, almost surely, reading)
+        let queued = pool.submit(echo, round).unwrap();
+        assert_eq!(
+            *queued.result_timeout(PROMPT).unwrap(),
+            round,
+            "round {round}"
+        );
+        assert_eq!(reader.join().unwrap(), 50);
+    }
 }
