@@ -215,7 +215,7 @@ impl Drop for RawPipe {
     }
 }
 
-/// Serves [`RawPipe`]: copies stdin to stdout in [`RAW_BYTES`] frames until EOF. The body of
+/// Serves the raw-pipe floor: copies stdin to stdout in [`RAW_BYTES`] frames until EOF. The body of
 /// `compare --child process/raw_pipe`.
 pub fn echo() {
     let mut buf = [0u8; RAW_BYTES];
