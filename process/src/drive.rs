@@ -28,14 +28,14 @@
 //! path there.
 
 use std::os::fd::RawFd;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, MutexGuard, Weak};
 use std::time::Instant;
 
 use concur_core::Drive;
 
 use crate::frame::{self, Frame, FrameError, Outcomes};
 use crate::job::Job;
-use crate::pool::{Express, Expressed, Shared};
+use crate::pool::{Express, Expressed, Shared, State};
 use crate::sys;
 
 std::thread_local! {
@@ -91,11 +91,12 @@ impl Drive for Driver {
         let Some((lent, job)) = take_over(&shared, self.id) else {
             return;
         };
-        let mut bytes = READ_BUFFER.take();
-        let pipe = Pipe {
-            results: lent.results,
-            pidfd: lent.pidfd,
+        let pipe = lent.pipe_view();
+        let mut guard = UnwindGuard {
+            shared: &shared,
+            lent: Some(lent),
         };
+        let mut bytes = READ_BUFFER.take();
         let job = match read_answer(pipe, shared.max_frame, deadline, &mut bytes) {
             Read::Frame => complete(job, self.id, &mut bytes, shared.max_frame),
             Read::GaveUp => Some(job),
@@ -109,7 +110,9 @@ impl Drive for Driver {
             bytes.clear();
             READ_BUFFER.set(bytes);
         }
-        give_back(&shared, lent, job, unread);
+        if let Some(lent) = guard.lent.take() {
+            give_back(&shared, lent, job, unread);
+        }
     }
 
     /// Someone waits without reading: if the call's answer is left to a driver, hand the call
@@ -124,6 +127,31 @@ impl Drive for Driver {
         };
         if wake {
             shared.wake.notify();
+        }
+    }
+}
+
+/// Hands a loaned worker back if a drive unwinds (a bug: nothing in it should panic), so the
+/// worker is never left on loan with the I/O thread waiting for it.
+struct UnwindGuard<'a> {
+    shared: &'a Shared,
+    lent: Option<Express>,
+}
+
+impl Drop for UnwindGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(lent) = self.lent.take() {
+            // Not clean: the I/O thread takes it back and reads whatever is left in the pipe.
+            hand_back(self.shared, lent, None, Vec::new());
+        }
+    }
+}
+
+impl Express {
+    fn pipe_view(&self) -> Pipe {
+        Pipe {
+            results: self.results,
+            pidfd: self.pidfd,
         }
     }
 }
@@ -255,26 +283,46 @@ fn give_back(shared: &Shared, mut lent: Express, job: Option<Job>, bytes: Vec<u8
         lent.used += 1;
         lent.left = lent.left.map(|left| left.saturating_sub(1));
     }
-    let wake = {
-        let mut state = shared.lock();
-        if let Some(at) = state.driving.iter().position(|l| l.worker == lent.worker) {
-            state.driving.swap_remove(at);
-        }
-        // Queued calls mean the I/O thread must hand this worker one: wake it instead.
-        if clean && state.lending && state.queue.is_empty() && lent.left != Some(0) {
-            state.express.push(lent);
-            false
-        } else {
-            state.returned.push(Returned {
-                worker: lent.worker,
-                job,
-                bytes,
-                used: lent.used,
-            });
-            Shared::touch(&mut state)
-        }
-    };
+    let mut state = shared.lock();
+    // Queued calls mean the I/O thread must hand this worker one: wake it instead.
+    if clean && state.lending && state.queue.is_empty() && lent.left != Some(0) {
+        end_loan(&mut state, lent.worker);
+        state.express.push(lent);
+        return;
+    }
+    hand_back_locked(shared, state, lent, job, bytes);
+}
+
+/// Gives a loaned worker back to the I/O thread, with its call and the bytes read if the drive
+/// did not complete it, and wakes the I/O thread.
+fn hand_back(shared: &Shared, lent: Express, job: Option<Job>, bytes: Vec<u8>) {
+    hand_back_locked(shared, shared.lock(), lent, job, bytes);
+}
+
+fn hand_back_locked(
+    shared: &Shared,
+    mut state: MutexGuard<'_, State>,
+    lent: Express,
+    job: Option<Job>,
+    bytes: Vec<u8>,
+) {
+    end_loan(&mut state, lent.worker);
+    state.returned.push(Returned {
+        worker: lent.worker,
+        job,
+        bytes,
+        used: lent.used,
+    });
+    let wake = Shared::touch(&mut state);
+    drop(state);
     if wake {
         shared.wake.notify();
+    }
+}
+
+/// Removes the loan of `worker` from `driving`.
+fn end_loan(state: &mut State, worker: u64) {
+    if let Some(at) = state.driving.iter().position(|l| l.worker == worker) {
+        state.driving.swap_remove(at);
     }
 }

@@ -145,8 +145,13 @@ impl Completion for Chunk {
 }
 
 /// Decodes one value sent by a worker.
+///
+/// `R`'s `Deserialize` is the user's code and runs on whichever thread reads the answer (the
+/// waiting thread, or the pool's I/O thread): a panic in it becomes this value's failure.
 pub(crate) fn decode_value<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, Failure> {
-    postcard::from_bytes::<R>(bytes).map_err(|error| {
+    let decoded = std::panic::catch_unwind(|| postcard::from_bytes::<R>(bytes))
+        .map_err(Failure::from_panic)?;
+    decoded.map_err(|error| {
         Failure::from_error(CodecError {
             stage: CodecStage::DecodeResult,
             message: error.to_string(),

@@ -13,8 +13,25 @@ use concur_process::{ProcessPool, ProtocolError, WorkerDied};
 
 concur_process::test_worker!();
 
+/// A result whose decoding panics in the parent (a user's `Deserialize` with a bug).
+#[derive(Debug)]
+struct DecodesByPanicking;
+
+impl serde::Serialize for DecodesByPanicking {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_unit()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DecodesByPanicking {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("this Deserialize panics")
+    }
+}
+
 concur_process::task! {
     fn square(x: u64) -> u64 { x * x }
+    fn undecodable() -> DecodesByPanicking { DecodesByPanicking }
     fn scribble_and_exit(bytes: Vec<u8>) {
         // A worker that corrupts its protocol descriptor and dies, as crashing native code might.
         // SAFETY: fd 4 is the worker's results pipe; writing bytes to it is memory-safe.
@@ -123,5 +140,33 @@ fn garbage_or_truncated_frames_then_death_fail_only_their_task() {
             open_fds()
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_result_whose_decoding_panics_fails_its_future_and_nothing_else() {
+    // Decoding runs on the thread reading the answer: the waiting thread (express path) or the
+    // pool's I/O thread. Either way the panic is the future's failure, not the caller's panic
+    // or a broken pool.
+    let pool = ProcessPool::builder().max_workers(1).build().unwrap();
+    for round in 0..5u64 {
+        let future = pool.submit(undecodable, ()).unwrap();
+        let failure = match future.result() {
+            Err(Error::Failed(failure)) => failure,
+            other => panic!("expected a failure, got {other:?}"),
+        };
+        assert_eq!(failure.panic_message(), Some("this Deserialize panics"));
+        // Not waited on by a reader: decoded on the I/O thread.
+        let polled = pool.submit(undecodable, ()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !polled.is_done() {
+            assert!(Instant::now() < deadline, "round {round}: never completed");
+            std::thread::yield_now();
+        }
+        assert!(polled.try_error().unwrap().unwrap().unwrap().is_panic());
+        assert_eq!(
+            *pool.submit(square, round).unwrap().result().unwrap(),
+            round * round
+        );
     }
 }
