@@ -240,11 +240,22 @@ impl CallEncoder {
     /// error. The frame is unchanged on error.
     pub(crate) fn push<A: Serialize + ?Sized>(&mut self, args: &A) -> Result<(), PushError> {
         let mark = self.frame.len();
-        if let Err(error) = put_encoded(&mut self.frame, args) {
-            return Err(PushError::Failed(Failure::from_error(CodecError {
-                stage: CodecStage::EncodeArgs,
-                message: error.to_string(),
-            })));
+        // `A`'s `Serialize` is the user's code: a panic in it fails this call, as an error would.
+        let frame = &mut self.frame;
+        let encoded =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| put_encoded(frame, args)));
+        match encoded {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                return Err(PushError::Failed(Failure::from_error(CodecError {
+                    stage: CodecStage::EncodeArgs,
+                    message: error.to_string(),
+                })));
+            }
+            Err(panic) => {
+                self.frame.truncate(mark);
+                return Err(PushError::Failed(Failure::from_panic(panic)));
+            }
         }
         if self.frame.len() > self.limit {
             let size = self.frame.len() - mark;

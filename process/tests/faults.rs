@@ -29,9 +29,26 @@ impl<'de> serde::Deserialize<'de> for DecodesByPanicking {
     }
 }
 
+/// An argument whose encoding panics in the parent (a user's `Serialize` with a bug).
+#[derive(Debug)]
+struct EncodesByPanicking;
+
+impl serde::Serialize for EncodesByPanicking {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        panic!("this Serialize panics")
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for EncodesByPanicking {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <()>::deserialize(deserializer).map(|()| EncodesByPanicking)
+    }
+}
+
 concur_process::task! {
     fn square(x: u64) -> u64 { x * x }
     fn undecodable() -> DecodesByPanicking { DecodesByPanicking }
+    fn takes_unencodable(_x: EncodesByPanicking) {}
     fn scribble_and_exit(bytes: Vec<u8>) {
         // A worker that corrupts its protocol descriptor and dies, as crashing native code might.
         // SAFETY: fd 4 is the worker's results pipe; writing bytes to it is memory-safe.
@@ -169,4 +186,26 @@ fn a_result_whose_decoding_panics_fails_its_future_and_nothing_else() {
             round * round
         );
     }
+}
+
+#[test]
+fn an_argument_whose_encoding_panics_fails_its_future_and_nothing_else() {
+    let pool = ProcessPool::builder().max_workers(1).build().unwrap();
+    let future = pool.submit(takes_unencodable, EncodesByPanicking).unwrap();
+    match future.result() {
+        Err(Error::Failed(failure)) => {
+            assert_eq!(failure.panic_message(), Some("this Serialize panics"));
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    let mapped: Vec<_> = pool
+        .map(takes_unencodable, [EncodesByPanicking, EncodesByPanicking])
+        .collect();
+    assert_eq!(mapped.len(), 2);
+    assert!(
+        mapped
+            .iter()
+            .all(|r| matches!(r, Err(Error::Failed(f)) if f.is_panic()))
+    );
+    assert_eq!(*pool.submit(square, 9).unwrap().result().unwrap(), 81);
 }
