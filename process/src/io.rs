@@ -84,7 +84,7 @@ struct Worker {
     pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
     calls: Option<OwnedFd>,
-    /// Keeps the calls pipe readable-ended, see `spawn::Spawned::calls_reader`.
+    /// The pool's own, never read, read end of the calls pipe (`spawn::Spawned::calls_reader`).
     _calls_reader: OwnedFd,
     results: Option<OwnedFd>,
     rbuf: Vec<u8>,
@@ -183,7 +183,8 @@ impl Worker {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(_) => {
-                    // The worker is gone (or the descriptor is bad); its death is handled when it is seen.
+                    // The descriptor is unusable; the worker's death (if that is it) is handled
+                    // when it is seen.
                     self.calls = None;
                     return;
                 }

@@ -79,7 +79,8 @@ pub(crate) struct Expressed {
 /// collects it anyway (blocking waits read it at once; other waiters announce themselves).
 pub(crate) const EXPRESS_GRACE: Duration = Duration::from_millis(10);
 
-/// Calls up to this size may take the express path (one `send`, all-or-nothing in practice).
+/// Calls up to this size may take the express path: one write of at most `PIPE_BUF` bytes to
+/// a pipe, which is all or nothing.
 const EXPRESS_MAX: usize = 4096;
 
 /// State shared by the pool's handle and its I/O thread.
@@ -291,48 +292,50 @@ impl ProcessPool {
 
     /// Queues one call, or writes it straight to an idle worker lent by the sleeping I/O
     /// thread (one wake-up fewer on the round trip).
-    fn enqueue_one(&self, mut job: Job) -> Result<(), SubmitError> {
+    fn enqueue_one(&self, job: Job) -> Result<(), SubmitError> {
         let wake = {
             let mut state = self.shared.lock();
             refusal(&state)?;
-            if state.queue.is_empty() && job.frame.len() <= EXPRESS_MAX {
-                if let Some(lent) = state.express.pop() {
-                    // A fresh future cannot have been cancelled: this claims it.
-                    job.completion.start();
-                    match sys::write_vectored(lent.fd, &[IoSlice::new(&job.frame)]) {
-                        Ok(written) if written > 0 => {
-                            let whole = written == job.frame.len();
-                            state.expressed.push(Expressed { lent, job, written });
-                            if !std::mem::replace(&mut state.express_timer_armed, true) {
-                                self.shared.express_timer.arm(EXPRESS_GRACE);
-                            }
-                            if whole {
-                                // The I/O thread wakes on the answer (or the worker's death),
-                                // unless the waiting thread reads it first.
-                                return Ok(());
-                            }
-                            // The I/O thread writes the rest.
-                            Shared::touch(&mut state)
-                        }
-                        // Dead or full: the I/O thread deals with it through the queue.
-                        _ => {
-                            state.queue.push_back(job);
-                            Shared::touch(&mut state)
-                        }
-                    }
-                } else {
+            match self.try_express(&mut state, job) {
+                Ok(wake) => wake,
+                Err(job) => {
                     state.queue.push_back(job);
                     Shared::touch(&mut state)
                 }
-            } else {
-                state.queue.push_back(job);
-                Shared::touch(&mut state)
             }
         };
         if wake {
             self.shared.wake.notify();
         }
         Ok(())
+    }
+
+    /// Writes `job` straight to an idle worker lent by the sleeping I/O thread, if there is one
+    /// and nothing is queued ahead; returns whether the I/O thread must be woken, or the job if
+    /// it goes to the queue.
+    fn try_express(&self, state: &mut State, mut job: Job) -> Result<bool, Job> {
+        if !state.queue.is_empty() || job.frame.len() > EXPRESS_MAX {
+            return Err(job);
+        }
+        let Some(lent) = state.express.pop() else {
+            return Err(job);
+        };
+        // A fresh future cannot have been cancelled: this claims it.
+        job.completion.start();
+        match sys::write_vectored(lent.fd, &[IoSlice::new(&job.frame)]) {
+            Ok(written) if written > 0 => {
+                let whole = written == job.frame.len();
+                state.expressed.push(Expressed { lent, job, written });
+                if !std::mem::replace(&mut state.express_timer_armed, true) {
+                    self.shared.express_timer.arm(EXPRESS_GRACE);
+                }
+                // Whole, the call is answered to its waiting thread's drive (or handed to the
+                // I/O thread by `watch` or the timer); partial, the I/O thread writes the rest.
+                Ok(!whole && Shared::touch(state))
+            }
+            // Dead or full: the I/O thread deals with it through the queue.
+            _ => Err(job),
+        }
     }
 
     /// Applies `task` to every input on the workers and yields the results in input order
