@@ -864,8 +864,6 @@ impl Io {
                 continue;
             }
             match what {
-                // Lent to a driver after `poll` returned: the driver reads it.
-                0 if self.workers[i].loan.is_some() => {}
                 0 => self.read_worker(i),
                 1 => self.workers[i].flush(),
                 _ => self.workers[i].exited = true,

@@ -176,7 +176,7 @@ where
             let mut encoder = CallEncoder::new(
                 id,
                 &self.task,
-                self.pool.max_frame,
+                self.pool.shared.max_frame,
                 64 + 16 * self.chunksize.min(4096),
             );
             let mut failed = None;

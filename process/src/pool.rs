@@ -211,7 +211,6 @@ pub struct ProcessPool {
     pub(crate) shared: Arc<Shared>,
     io: Mutex<Option<JoinHandle<()>>>,
     io_thread: ThreadId,
-    pub(crate) max_frame: usize,
     max_workers: usize,
 }
 
@@ -263,7 +262,7 @@ impl ProcessPool {
         R: DeserializeOwned + Send + 'static,
     {
         let id = self.shared.next_id();
-        let mut encoder = CallEncoder::new(id, &task, self.max_frame, 64);
+        let mut encoder = CallEncoder::new(id, &task, self.shared.max_frame, 64);
         let (promise, future) = if self.shared.express {
             driven_promise::<R, _>(Driver::new(&self.shared, id))
         } else {
@@ -961,7 +960,6 @@ impl ProcessPoolBuilder {
             shared,
             io_thread: handle.thread().id(),
             io: Mutex::new(Some(handle)),
-            max_frame,
             max_workers,
         })
     }
