@@ -1,0 +1,86 @@
+//! The pool's launcher mode through a real Slurm: each worker is an `srun -u -N1 -n1` job on
+//! the one-node cluster `.ci/engines/slurm.sh` starts on this machine.
+
+mod common;
+mod engines;
+
+use std::time::Duration;
+
+use concur_process::ProcessPool;
+use engines::{Engine, RESULT_BOUND, tasks};
+
+concur_process::test_worker!();
+
+/// How long a finished job may take to leave `squeue`.
+const JOB_GONE_BOUND: Duration = Duration::from_secs(10);
+
+fn srun_pool(workers: usize, job_name: &str) -> concur_process::ProcessPoolBuilder {
+    ProcessPool::builder()
+        .max_workers(workers)
+        .launcher(engines::srun_prefix(job_name))
+        .startup_timeout(RESULT_BOUND)
+}
+
+/// A job name of this test process's own, so parallel tests see only their own jobs.
+fn job_name(test: &str) -> String {
+    format!("concur-{test}-{}", std::process::id())
+}
+
+/// The ids of the jobs named `name` that are in the queue (pending, running, completing).
+fn jobs_named(name: &str) -> Vec<String> {
+    let conf = format!("SLURM_CONF={}", engines::slurm_conf());
+    engines::output_of("env", &[&conf, "squeue", "-h", "-n", name, "-o", "%i"])
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+fn scancel(job: &str) {
+    let conf = format!("SLURM_CONF={}", engines::slurm_conf());
+    engines::output_of("env", &[&conf, "scancel", job]);
+}
+
+#[test]
+fn tasks_run_as_srun_steps_and_leave_no_job() {
+    if !engines::require(Engine::Slurm) {
+        return;
+    }
+    let name = job_name("run");
+    let pool = srun_pool(2, &name)
+        .stderr(std::fs::File::create("/dev/null").unwrap())
+        .build()
+        .unwrap();
+    engines::assert_tasks_run(&pool, 100);
+    let job = pool
+        .submit(tasks::env_var, "SLURM_JOB_ID".to_owned())
+        .unwrap();
+    let job = job.result_timeout(RESULT_BOUND).unwrap().clone();
+    let job = job.expect("the worker runs inside a Slurm job");
+    assert!(jobs_named(&name).contains(&job), "job {job} not in squeue");
+    drop(pool);
+    assert!(
+        engines::eventually(JOB_GONE_BOUND, || jobs_named(&name).is_empty()),
+        "jobs left after the pool was dropped: {:?}",
+        jobs_named(&name)
+    );
+}
+
+#[test]
+fn scancel_of_a_step_fails_only_its_call() {
+    if !engines::require(Engine::Slurm) {
+        return;
+    }
+    let name = job_name("scancel");
+    let pool = srun_pool(1, &name).build().unwrap();
+    let (hung, announced) = engines::hung_call(&pool, "slurm-scancel");
+    let job = announced[1].clone();
+    let srun = pool.worker_pids();
+    scancel(&job);
+    let died = engines::worker_died(&hung);
+    assert_eq!(srun, [died.pid]);
+    println!("step of job {job} cancelled: {died}");
+    let after = pool.submit(tasks::square, 3).unwrap();
+    assert_eq!(*after.result_timeout(RESULT_BOUND).unwrap(), 9);
+    drop(pool);
+    assert!(engines::eventually(JOB_GONE_BOUND, || jobs_named(&name).is_empty()));
+}
