@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use concur_process::{MapOptions, ProcessPool};
 
+#[path = "common/rounds.rs"]
+mod rounds;
+use rounds::round_means;
+
 mod tasks {
     concur_process::task! {
         pub fn noop(x: u64) -> u64 { x }
@@ -47,18 +51,9 @@ fn startup() -> Duration {
 
 /// Mean of the fastest of several rounds: the machine is shared, so this is what the code can
 /// do rather than what the neighbours let it do.
-fn best_round(rounds: usize, per_round: u32, mut once: impl FnMut()) -> Duration {
-    for _ in 0..per_round {
-        once();
-    }
-    (0..rounds)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..per_round {
-                once();
-            }
-            start.elapsed() / per_round
-        })
+fn best_round(rounds: usize, per_round: u32, once: impl FnMut()) -> Duration {
+    round_means(rounds, per_round, once)
+        .into_iter()
         .min()
         .unwrap()
 }
