@@ -111,6 +111,12 @@ pub mod fuzzing {
     pub fn fingerprint() -> u64 {
         crate::worker::fingerprint()
     }
+
+    /// What a worker started through a launcher writes before its HELLO (the pool skips
+    /// everything before it), so tests can play a launched worker.
+    pub fn launcher_sync() -> &'static [u8] {
+        crate::worker::SYNC
+    }
 }
 
 /// Items the macros expand to; not a stable API.

@@ -5,22 +5,26 @@ mod common;
 mod engines;
 
 use concur_process::ProcessPool;
-use engines::{Engine, RESULT_BOUND, tasks};
+use engines::{Engine, RESULT_BOUND, Victim, tasks};
 
 concur_process::test_worker!();
+
+fn mpirun_pool(workers: usize) -> ProcessPool {
+    ProcessPool::builder()
+        .max_workers(workers)
+        .launcher(engines::mpirun_prefix())
+        .startup_timeout(RESULT_BOUND)
+        .stderr(std::fs::File::create("/dev/null").unwrap())
+        .build()
+        .expect("start a pool under mpirun")
+}
 
 #[test]
 fn tasks_run_as_mpirun_ranks() {
     if !engines::require(Engine::Mpi) {
         return;
     }
-    let pool = ProcessPool::builder()
-        .max_workers(2)
-        .launcher(engines::mpirun_prefix())
-        .startup_timeout(RESULT_BOUND)
-        .stderr(std::fs::File::create("/dev/null").unwrap())
-        .build()
-        .expect("start a pool under mpirun");
+    let pool = mpirun_pool(2);
     engines::assert_tasks_run(&pool, 100);
     let rank = pool
         .submit(tasks::env_var, "OMPI_COMM_WORLD_RANK".to_owned())
@@ -40,4 +44,22 @@ fn tasks_run_as_mpirun_ranks() {
             .is_some_and(|parent| parent.starts_with("mpirun") || parent.starts_with("orted")),
         "worker {worker}'s ancestors {chain:?}"
     );
+}
+
+#[test]
+fn killing_the_rank_fails_only_its_call() {
+    if !engines::require(Engine::Mpi) {
+        return;
+    }
+    let died = engines::kill_during_a_call(&mpirun_pool(1), Victim::Worker);
+    // mpirun reports a rank killed by a signal as an exit status of its own.
+    assert!(died.status.code().is_some_and(|code| code != 0), "{died}");
+}
+
+#[test]
+fn killing_mpirun_fails_only_its_call() {
+    if !engines::require(Engine::Mpi) {
+        return;
+    }
+    engines::kill_during_a_call(&mpirun_pool(1), Victim::Launcher);
 }

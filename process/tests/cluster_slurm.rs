@@ -7,7 +7,7 @@ mod engines;
 use std::time::Duration;
 
 use concur_process::ProcessPool;
-use engines::{Engine, RESULT_BOUND, tasks};
+use engines::{Engine, RESULT_BOUND, Victim, tasks};
 
 concur_process::test_worker!();
 
@@ -35,6 +35,16 @@ fn jobs_named(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Drops `pool` and checks that none of its jobs (named `name`) stays in the queue.
+fn assert_no_job_after_drop(pool: ProcessPool, name: &str) {
+    drop(pool);
+    assert!(
+        engines::eventually(JOB_GONE_BOUND, || jobs_named(name).is_empty()),
+        "jobs left after the pool was dropped: {:?}",
+        jobs_named(name)
+    );
+}
+
 fn scancel(job: &str) {
     let conf = format!("SLURM_CONF={}", engines::slurm_conf());
     engines::output_of("env", &[&conf, "scancel", job]);
@@ -57,12 +67,7 @@ fn tasks_run_as_srun_steps_and_leave_no_job() {
     let job = job.result_timeout(RESULT_BOUND).unwrap().clone();
     let job = job.expect("the worker runs inside a Slurm job");
     assert!(jobs_named(&name).contains(&job), "job {job} not in squeue");
-    drop(pool);
-    assert!(
-        engines::eventually(JOB_GONE_BOUND, || jobs_named(&name).is_empty()),
-        "jobs left after the pool was dropped: {:?}",
-        jobs_named(&name)
-    );
+    assert_no_job_after_drop(pool, &name);
 }
 
 #[test]
@@ -81,6 +86,21 @@ fn scancel_of_a_step_fails_only_its_call() {
     println!("step of job {job} cancelled: {died}");
     let after = pool.submit(tasks::square, 3).unwrap();
     assert_eq!(*after.result_timeout(RESULT_BOUND).unwrap(), 9);
-    drop(pool);
-    assert!(engines::eventually(JOB_GONE_BOUND, || jobs_named(&name).is_empty()));
+    assert_no_job_after_drop(pool, &name);
+}
+
+#[test]
+fn killing_the_steps_worker_fails_only_its_call() {
+    if !engines::require(Engine::Slurm) {
+        return;
+    }
+    let name = job_name("kill");
+    let pool = srun_pool(1, &name).build().unwrap();
+    let died = engines::kill_during_a_call(&pool, Victim::Worker);
+    // srun reports a task killed by a signal as 128 + the signal.
+    assert_eq!(
+        died.status,
+        concur_process::ExitStatus::Exited(128 + libc::SIGKILL)
+    );
+    assert_no_job_after_drop(pool, &name);
 }

@@ -5,8 +5,8 @@
 mod common;
 mod engines;
 
-use concur_process::{ExitStatus, ProcessPool, WorkerDied};
-use engines::{Engine, RESULT_BOUND, tasks};
+use concur_process::{BrokenProcessPool, ExitStatus, HandshakeError, ProcessPool};
+use engines::{Engine, RESULT_BOUND, Victim, tasks};
 
 concur_process::test_worker!();
 
@@ -59,41 +59,12 @@ fn tasks_run_over_ssh_print_freely_and_map() {
     let _ = std::fs::remove_file(log);
 }
 
-/// Which end of a worker's ssh link a test kills.
-#[derive(Clone, Copy)]
-enum Victim {
-    RemoteWorker,
-    LocalClient,
-}
-
-/// SIGKILLs `victim` while a call runs on a one-worker pool; checks that only that call fails
-/// and the pool's next call succeeds. Returns the error, the remote worker's pid and the ssh
-/// client's.
-fn kill_during_a_call(victim: Victim) -> (WorkerDied, u32, u32) {
-    let pool = ssh_pool(1);
-    let (hung, announced) = engines::hung_call(&pool, "ssh-kill");
-    let remote: u32 = announced[0].parse().unwrap();
-    let [client] = pool.worker_pids()[..] else {
-        panic!("one worker, one ssh client: {:?}", pool.worker_pids());
-    };
-    common::sigkill(match victim {
-        Victim::RemoteWorker => remote,
-        Victim::LocalClient => client,
-    });
-    let died = engines::worker_died(&hung);
-    // The pool knows the ssh client, not the remote process.
-    assert_eq!(died.pid, client);
-    let after = pool.submit(tasks::square, 3).unwrap();
-    assert_eq!(*after.result_timeout(RESULT_BOUND).unwrap(), 9);
-    (died, remote, client)
-}
-
 #[test]
 fn killing_the_remote_worker_fails_only_its_call() {
     if !engines::require(Engine::Ssh) {
         return;
     }
-    let (died, _, _) = kill_during_a_call(Victim::RemoteWorker);
+    let died = engines::kill_during_a_call(&ssh_pool(1), Victim::Worker);
     // ssh reports a remote command killed by a signal as its own exit status 255.
     assert_eq!(died.status, ExitStatus::Exited(255));
 }
@@ -103,17 +74,62 @@ fn killing_the_local_ssh_client_fails_only_its_call() {
     if !engines::require(Engine::Ssh) {
         return;
     }
-    let (died, remote, _) = kill_during_a_call(Victim::LocalClient);
-    assert_eq!(died.status, ExitStatus::Signaled(libc::SIGKILL));
-    // Without heartbeats nothing tells a busy remote worker its pool is gone: report whether it
-    // outlived its client, then end it (the test stops what it started).
-    let fate = if common::exists(remote) {
-        "still running (orphan)"
-    } else {
-        "gone"
-    };
-    println!("remote worker {remote} after its ssh client was killed: {fate}");
-    common::sigkill(remote);
+    engines::kill_during_a_call(&ssh_pool(1), Victim::Launcher);
+}
+
+/// Not a test: a worker of "another build" that the pool below starts over ssh. It greets
+/// with a fingerprint that is not this build's, then waits for its stdin to close.
+#[test]
+fn other_build_worker() {
+    if std::env::var_os("CONCUR_TEST_OTHER_BUILD").is_none() {
+        return;
+    }
+    let ours = concur_process::fuzzing::fingerprint();
+    let mut greeting = concur_process::fuzzing::launcher_sync().to_vec();
+    concur_process::fuzzing::encode_hello(&mut greeting, !ours, std::process::id());
+    // SAFETY: plain write(2) and read(2) on this process's stdout and stdin, which the launcher
+    // connects to the pool; libtest's capture does not see them.
+    unsafe {
+        libc::write(1, greeting.as_ptr().cast(), greeting.len());
+        let mut byte = [0u8; 1];
+        while libc::read(0, byte.as_mut_ptr().cast(), 1) > 0 {}
+    }
+    std::process::exit(0);
+}
+
+#[test]
+fn a_remote_worker_of_another_build_is_refused() {
+    if !engines::require(Engine::Ssh) {
+        return;
+    }
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .launcher(engines::ssh_prefix())
+        .worker_args([
+            "other_build_worker",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env("CONCUR_TEST_OTHER_BUILD", "1")
+        .startup_timeout(RESULT_BOUND)
+        .build()
+        .unwrap();
+    let call = pool.submit(tasks::square, 3).unwrap();
+    let failure = call.error_timeout(RESULT_BOUND).unwrap().unwrap();
+    let broken = failure
+        .downcast_ref::<BrokenProcessPool>()
+        .unwrap_or_else(|| panic!("not BrokenProcessPool: {failure}"));
+    let ours = concur_process::fuzzing::fingerprint();
+    assert_eq!(
+        broken.cause.downcast_ref::<HandshakeError>(),
+        Some(&HandshakeError::Fingerprint {
+            expected: ours,
+            found: !ours
+        }),
+        "{broken}"
+    );
 }
 
 fn tempfile_path(tag: &str) -> std::path::PathBuf {

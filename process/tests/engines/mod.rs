@@ -354,3 +354,50 @@ pub fn worker_died(future: &concur_core::Future<()>) -> concur_process::WorkerDi
         .unwrap_or_else(|| panic!("not WorkerDied: {failure}"))
         .clone()
 }
+
+/// Which end of a launched worker a test kills.
+#[derive(Clone, Copy, Debug)]
+pub enum Victim {
+    /// The worker process itself (on the far side of the launcher).
+    Worker,
+    /// The launcher process this pool started (the ssh client, srun, mpirun).
+    Launcher,
+}
+
+/// SIGKILLs `victim` while a call runs on `pool` (one worker); checks that only that call
+/// fails, with the launcher's pid (and, for a killed launcher, its SIGKILL), and that the
+/// pool's next call succeeds. Returns the error.
+pub fn kill_during_a_call(
+    pool: &concur_process::ProcessPool,
+    victim: Victim,
+) -> concur_process::WorkerDied {
+    let (hung, announced) = hung_call(pool, "kill");
+    let worker: u32 = announced[0].parse().unwrap();
+    let [launcher] = pool.worker_pids()[..] else {
+        panic!("one worker, one launcher: {:?}", pool.worker_pids());
+    };
+    crate::common::sigkill(match victim {
+        Victim::Worker => worker,
+        Victim::Launcher => launcher,
+    });
+    let died = worker_died(&hung);
+    // The pool knows the launcher, not the process behind it.
+    assert_eq!(died.pid, launcher);
+    println!("{victim:?} SIGKILLed mid-call: {died}");
+    let after = pool.submit(tasks::square, 3).unwrap();
+    assert_eq!(*after.result_timeout(RESULT_BOUND).unwrap(), 9);
+    if let Victim::Launcher = victim {
+        let killed = concur_process::ExitStatus::Signaled(libc::SIGKILL);
+        assert_eq!(died.status, killed);
+        // Without heartbeats nothing tells a busy worker that its pool is gone: report whether
+        // it outlived its launcher, then end it (the test stops what it started).
+        let fate = if crate::common::exists(worker) {
+            "still running (orphan)"
+        } else {
+            "gone"
+        };
+        println!("worker {worker} after its launcher {launcher} was SIGKILLed: {fate}");
+        crate::common::sigkill(worker);
+    }
+    died
+}
