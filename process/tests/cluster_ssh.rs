@@ -135,3 +135,30 @@ fn a_remote_worker_of_another_build_is_refused() {
 fn tempfile_path(tag: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("concur-{tag}-{}", std::process::id()))
 }
+
+#[test]
+fn an_idle_remote_worker_exits_when_its_ssh_client_dies() {
+    if !engines::require(Engine::Ssh) {
+        return;
+    }
+    let pool = ssh_pool(1);
+    let remote = pool.submit(tasks::pid, ()).unwrap();
+    let remote = *remote.result_timeout(RESULT_BOUND).unwrap();
+    let [client] = pool.worker_pids()[..] else {
+        panic!("one worker, one ssh client: {:?}", pool.worker_pids());
+    };
+    common::sigkill(client);
+    // The session's stdin closes, and a worker between calls reads EOF and exits.
+    let gone = engines::eventually(RESULT_BOUND, || !common::exists(remote));
+    if !gone {
+        common::sigkill(remote);
+    }
+    assert!(gone, "remote worker {remote} outlived its ssh client");
+    // A call submitted before the pool reaped the client would go to the dead worker and fail
+    // with WorkerDied (as with a local worker killed while idle).
+    assert!(engines::eventually(RESULT_BOUND, || !pool
+        .worker_pids()
+        .contains(&client)));
+    let after = pool.submit(tasks::square, 5).unwrap();
+    assert_eq!(*after.result_timeout(RESULT_BOUND).unwrap(), 25);
+}
