@@ -6,7 +6,11 @@
 //! - `ssh concur-local true` with and without connection multiplexing;
 //! - a no-op task's round trip over the ssh launcher, against that raw ssh round trip;
 //! - 4 ssh workers started to first result, against one ssh connection's set-up;
-//! - `map` at chunksize 1000 over 2 ssh workers, against the local pool's.
+//! - `map` at chunksize 1000 over 2 ssh workers, against the local pool's;
+//! - a remote worker SIGKILLed to `WorkerDied`, against the ssh client's own EOF on a killed
+//!   remote `cat`;
+//! - start to first result and no-op round trip through `srun -u` (when `slurm.sh start` ran)
+//!   and `mpirun -np 1`, against the same worker on local stdio (an empty launcher prefix).
 //!
 //! ```text
 //! .ci/engines/sshd.sh start
@@ -31,6 +35,8 @@ use rounds::round_means;
 mod tasks {
     concur_process::task! {
         pub fn noop(x: u64) -> u64 { x }
+        pub fn pid() -> u32 { std::process::id() }
+        pub fn hang() { loop { std::thread::park(); } }
     }
 }
 
@@ -178,6 +184,120 @@ fn map_rate(pool: &ProcessPool, items: u64) -> f64 {
     items as f64 / start.elapsed().as_secs_f64()
 }
 
+fn sigkill(pid: u32) {
+    // SAFETY: plain kill(2) of a process this run started (through ssh).
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+}
+
+/// A remote `cat` SIGKILLed to its ssh client's EOF on stdout: ssh's own death detection.
+fn raw_kill_to_eof() -> Spread {
+    let runs = (0..10)
+        .map(|_| {
+            let mut argv = ssh(&[]);
+            argv.push("sh -c 'echo $$; exec cat'".into());
+            let mut child = Command::new(&argv[0])
+                .args(&argv[1..])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut out = child.stdout.take().unwrap();
+            let mut line = Vec::new();
+            let mut byte = [0u8];
+            while out.read_exact(&mut byte).is_ok() && byte[0] != b'\n' {
+                line.push(byte[0]);
+            }
+            let pid: u32 = String::from_utf8_lossy(&line).trim().parse().unwrap();
+            let start = Instant::now();
+            sigkill(pid);
+            let _ = out.read_to_end(&mut Vec::new());
+            let elapsed = start.elapsed();
+            child.wait().unwrap();
+            elapsed
+        })
+        .collect();
+    Spread::of(runs)
+}
+
+/// A remote worker SIGKILLed mid-call to the call's `WorkerDied`.
+fn pool_kill_to_error(pool: &ProcessPool) -> Spread {
+    let runs = (0..10)
+        .map(|_| {
+            let remote = *pool
+                .submit(tasks::pid, ())
+                .unwrap()
+                .result_timeout(BOUND)
+                .unwrap();
+            let hung = pool.submit(tasks::hang, ()).unwrap();
+            while !hung.is_running() {
+                std::thread::yield_now();
+            }
+            // Give the worker time to pick the call up, so the kill lands mid-task.
+            std::thread::sleep(Duration::from_millis(5));
+            let start = Instant::now();
+            sigkill(remote);
+            let failure = hung.error_timeout(BOUND).unwrap();
+            let elapsed = start.elapsed();
+            assert!(failure.is_some(), "the hung call failed");
+            elapsed
+        })
+        .collect();
+    Spread::of(runs)
+}
+
+/// From `build` to the first result of a one-worker pool through `prefix`, and its no-op
+/// round trip.
+fn through(prefix: &[String]) -> (Spread, Spread) {
+    let starts = (0..5)
+        .map(|_| {
+            let start = Instant::now();
+            let pool = ProcessPool::builder()
+                .max_workers(1)
+                .launcher(prefix)
+                .startup_timeout(BOUND)
+                .build()
+                .unwrap();
+            pool.submit(tasks::noop, 1)
+                .unwrap()
+                .result_timeout(BOUND)
+                .unwrap();
+            start.elapsed()
+        })
+        .collect();
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .launcher(prefix)
+        .build()
+        .unwrap();
+    (Spread::of(starts), noop_round_trip(&pool))
+}
+
+/// The launchers besides ssh that can run here, with their prefixes.
+fn other_launchers() -> Vec<(&'static str, Vec<String>)> {
+    let mut launchers = vec![("local stdio (reference)", Vec::new())];
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let slurm_conf = repo.join("target/engines/env/slurm.conf");
+    if slurm_conf.exists() {
+        let conf = format!("SLURM_CONF={}", slurm_conf.display());
+        let srun = ["env", &conf, "srun", "-u", "-N1", "-n1", "--"];
+        launchers.push(("srun -u -N1 -n1", srun.map(String::from).to_vec()));
+    } else {
+        println!("srun: not measured (run .ci/engines/slurm.sh start first)");
+    }
+    let mpirun = [
+        "env",
+        "OMPI_ALLOW_RUN_AS_ROOT=1",
+        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
+        "mpirun",
+        "--allow-run-as-root",
+        "--oversubscribe",
+        "-np",
+        "1",
+    ];
+    launchers.push(("mpirun -np 1", mpirun.map(String::from).to_vec()));
+    launchers
+}
+
 fn uptime() -> String {
     let out = Command::new("uptime").output().map(|o| o.stdout);
     String::from_utf8_lossy(&out.unwrap_or_default())
@@ -245,5 +365,18 @@ fn main() {
         "map chunksize 1000, 2 workers: ssh {remote:.0} items/s, local {local:.0} items/s ({:.2}x, budget 1.2x)",
         local / remote
     );
+
+    let raw_kill = raw_kill_to_eof();
+    let pool_kill = pool_kill_to_error(&ssh_pool(1));
+    println!("remote cat SIGKILLed to ssh's EOF:          {raw_kill}");
+    println!(
+        "remote worker SIGKILLed to WorkerDied:       {pool_kill}  {:.2}x ssh's EOF (budget 1.2x)",
+        pool_kill.ratio(&raw_kill)
+    );
+
+    for (label, prefix) in other_launchers() {
+        let (start, rt) = through(&prefix);
+        println!("{label:>24}: start to first result {start}, no-op round trip {rt}");
+    }
     println!("load after: {}", uptime());
 }
