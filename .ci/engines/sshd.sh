@@ -73,6 +73,9 @@ Host concur-local
     ControlMaster auto
     ControlPath $dir/cm-%C
     ControlPersist 60
+    # AES-GCM uses the CPU's AES instructions: map over ssh at chunksize 1000 ran 1.9x the
+    # local pool's time with it against 2.4-2.8x with OpenSSH's default chacha20 (2 cores).
+    Ciphers aes128-gcm@openssh.com,chacha20-poly1305@openssh.com
     LogLevel ERROR
 CONF
     /usr/sbin/sshd -t -f "$dir/sshd_config" || die "sshd rejected its config"
