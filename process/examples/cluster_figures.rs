@@ -291,6 +291,9 @@ fn other_launchers() -> Vec<(&'static str, Vec<String>)> {
         "mpirun",
         "--allow-run-as-root",
         "--oversubscribe",
+        "--mca",
+        "odls_base_sigkill_timeout",
+        "0",
         "-np",
         "1",
     ];

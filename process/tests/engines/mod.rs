@@ -104,7 +104,8 @@ pub fn srun_prefix(job_name: &str) -> Vec<String> {
 }
 
 /// The launcher prefix that runs a worker as rank 0 of `mpirun -np 1` (mpirun relays its
-/// stdin to rank 0 and forwards stdout unbuffered).
+/// stdin to rank 0 and forwards stdout unbuffered). `odls_base_sigkill_timeout 0`: mpirun
+/// otherwise waits 2 s after a rank dies before it exits and closes the rank's stdout.
 pub fn mpirun_prefix() -> Vec<String> {
     [
         "env",
@@ -114,6 +115,9 @@ pub fn mpirun_prefix() -> Vec<String> {
         "mpirun",
         "--allow-run-as-root",
         "--oversubscribe",
+        "--mca",
+        "odls_base_sigkill_timeout",
+        "0",
         "-np",
         "1",
     ]
