@@ -104,3 +104,30 @@ fn killing_the_steps_worker_fails_only_its_call() {
     );
     assert_no_job_after_drop(pool, &name);
 }
+
+/// What a fix for leaked jobs can rely on: `srun` given SIGTERM cancels its step and exits,
+/// where the SIGKILL the pool sends today leaves the job running (and holding its CPUs) until
+/// `scancel`.
+#[test]
+fn sigterm_to_srun_cancels_its_step() {
+    if !engines::require(Engine::Slurm) {
+        return;
+    }
+    let name = job_name("sigterm");
+    let pool = srun_pool(1, &name).build().unwrap();
+    let (hung, announced) = engines::hung_call(&pool, "slurm-sigterm");
+    let job = announced[1].clone();
+    let [srun] = pool.worker_pids()[..] else {
+        panic!("one worker, one srun: {:?}", pool.worker_pids());
+    };
+    // SAFETY: plain kill(2) of the pool's live launcher process.
+    unsafe { libc::kill(srun as libc::pid_t, libc::SIGTERM) };
+    let died = engines::worker_died(&hung);
+    assert_eq!(died.pid, srun);
+    println!("srun of job {job} given SIGTERM: {died}");
+    assert!(
+        engines::eventually(JOB_GONE_BOUND, || !jobs_named(&name).contains(&job)),
+        "job {job} still queued after its srun got SIGTERM"
+    );
+    assert_no_job_after_drop(pool, &name);
+}
