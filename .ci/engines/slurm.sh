@@ -61,10 +61,15 @@ start() {
     rm -rf "$dir/state" "$dir/spool"
     mkdir -p "$dir/state" "$dir/spool"
     start_munge
+    # Ports of their own, so clusters of two checkouts on one machine do not collide.
+    local ctld_port slurmd_port
+    ctld_port=$(free_port) && slurmd_port=$(free_port) || die "no free port"
     cat >"$conf" <<CONF
 # Written by .ci/engines/slurm.sh start.
 ClusterName=concur
 SlurmctldHost=$node
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
 AuthType=auth/munge
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
