@@ -81,6 +81,7 @@ mod error;
 mod frame;
 mod io;
 mod job;
+mod lifeline;
 mod map;
 mod pool;
 mod registry;

@@ -803,8 +803,11 @@ impl ProcessPoolBuilder {
     /// the way first and points its own stdout at stderr, so tasks still print freely; whatever
     /// the launcher or a login shell prints before the worker starts is skipped. The handshake
     /// checks the remote build's fingerprint; death is EOF (and the launcher's exit status,
-    /// reported in [`WorkerDied`](crate::WorkerDied) with the launcher's pid). A remote worker
-    /// exits when the launcher closes its stdin; there is no `PR_SET_PDEATHSIG` across machines.
+    /// reported in [`WorkerDied`](crate::WorkerDied) with the launcher's pid). A launched worker
+    /// exits when the launcher closes its stdin, and is killed at once when the pipe or socket it
+    /// answers on loses its reader (the launcher, or the pool past a local `env`) or its parent
+    /// there dies; there is no `PR_SET_PDEATHSIG` across machines, so a remote worker relies on
+    /// the launcher passing the hang-up on.
     /// Arguments are passed as they are: a launcher that joins them into a shell command line
     /// (ssh does) needs them free of spaces and shell syntax. Environment entries set with
     /// [`env`](ProcessPoolBuilder::env) go on that command line too; [`stdout`](ProcessPoolBuilder::stdout)
