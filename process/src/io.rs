@@ -28,12 +28,10 @@ use crate::error::{
 use crate::frame::{self, Frame, FrameError, Outcomes, PROTOCOL_VERSION};
 use crate::job::{Job, wire_failure};
 use crate::pool::{Config, Express, Expressed, Shared};
+use crate::restart::{Restarts, StartupDeath};
 use crate::spawn;
 use crate::sys;
 use crate::worker::{SYNC, fingerprint};
-
-/// Consecutive workers that may die before becoming ready before the pool is declared broken.
-const STARTUP_FAILURES: u32 = 3;
 
 /// Most bytes a launcher may print before its worker greets the pool.
 const NOISE_LIMIT: usize = 64 * 1024;
@@ -265,7 +263,7 @@ struct Io {
     shared: Arc<Shared>,
     config: Config,
     workers: Vec<Worker>,
-    startup_failures: u32,
+    restarts: Restarts,
     seen_generation: u64,
     shutdown: bool,
     queued: usize,
@@ -312,7 +310,7 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
         shared,
         config,
         workers: Vec::new(),
-        startup_failures: 0,
+        restarts: Restarts::default(),
         seen_generation: 0,
         shutdown: false,
         queued: 0,
@@ -503,7 +501,7 @@ impl Io {
 
     /// Starts workers while calls wait that no live worker will take soon.
     fn spawn_needed(&mut self) {
-        if self.broken || self.terminating.is_some() {
+        if self.broken || self.terminating.is_some() || !self.restarts.may_spawn(Instant::now()) {
             return;
         }
         loop {
@@ -581,7 +579,7 @@ impl Io {
                 if permanent {
                     self.break_pool(failure);
                 } else {
-                    self.startup_failure(failure);
+                    self.startup_failure(failure, StartupDeath::ByItself);
                 }
                 false
             }
@@ -650,6 +648,9 @@ impl Io {
     fn next_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut consider = |at: Instant| next = Some(next.map_or(at, |n| n.min(at)));
+        if let Some(at) = self.restarts.waiting_until(Instant::now()) {
+            consider(at);
+        }
         if let Some(t) = &self.terminating {
             if !t.escalated {
                 consider(t.escalate_at);
@@ -878,7 +879,7 @@ impl Io {
         let events = self.process_frames(i);
         for event in events {
             match event {
-                Event::Ready => self.startup_failures = 0,
+                Event::Ready => self.restarts.ready(),
                 Event::Broken(failure) => self.break_pool(failure),
             }
         }
@@ -1055,7 +1056,7 @@ impl Io {
             }
             for event in self.process_frames(i) {
                 match event {
-                    Event::Ready => self.startup_failures = 0,
+                    Event::Ready => self.restarts.ready(),
                     Event::Broken(failure) => self.break_pool(failure),
                 }
             }
@@ -1070,11 +1071,16 @@ impl Io {
         let pid = worker.pid();
         let stopping = self.broken || self.terminating.is_some();
         if worker.phase != Phase::Ready && !stopping {
+            // Not the SIGKILL `reap` sends a worker whose pipe hit EOF: EOF without a signal
+            // from the pool means the worker is already exiting, and a signal no longer changes
+            // an exiting process's status, so the status still tells why it died.
+            let signalled_by_pool = worker.kill.is_some();
+            let death = StartupDeath::of(status, signalled_by_pool);
             let cause = match worker.kill.take() {
                 Some(Kill::Startup(failure)) => failure,
                 _ => Failure::from_error(HandshakeError::Exited(status)),
             };
-            self.startup_failure(cause);
+            self.startup_failure(cause, death);
         }
         let Some(head) = worker.in_flight.pop_front() else {
             return;
@@ -1131,9 +1137,10 @@ impl Io {
             .unwrap_or_else(Failure::abandoned)
     }
 
-    fn startup_failure(&mut self, cause: Failure) {
-        self.startup_failures += 1;
-        if self.startup_failures >= STARTUP_FAILURES {
+    /// A worker failed to start: its replacement waits out the back-off, and failures that
+    /// repeat by themselves break the pool (`crate::restart`).
+    fn startup_failure(&mut self, cause: Failure, death: StartupDeath) {
+        if self.restarts.failed(death, Instant::now()) {
             self.break_pool(cause);
         }
     }
