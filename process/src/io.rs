@@ -126,15 +126,20 @@ impl Worker {
         self.prefix_off < self.prefix.len() || self.unwritten < self.in_flight.len()
     }
 
+    /// Takes calls, now or once started: alive, and neither retired nor spent.
+    fn takes_calls(&self, config: &Config) -> bool {
+        self.alive()
+            && !self.retiring
+            && config.max_tasks_per_child.is_none_or(|max| self.sent < max)
+    }
+
     /// Can take another call now.
     fn capacity(&self, config: &Config) -> bool {
-        self.phase == Phase::Ready
+        self.takes_calls(config)
+            && self.phase == Phase::Ready
             && self.loan.is_none()
-            && self.alive()
-            && !self.retiring
             && self.calls.is_some()
             && self.in_flight.len() < config.depth
-            && config.max_tasks_per_child.is_none_or(|max| self.sent < max)
     }
 
     fn signal(&mut self, signal: i32, reason: Kill) {
@@ -275,6 +280,8 @@ struct Io {
     fds: Vec<libc::pollfd>,
     owners: Vec<(usize, u8)>,
     next_worker_id: u64,
+    /// What `State::pids` holds.
+    published_pids: Vec<u32>,
 }
 
 /// Marks the I/O thread gone however it ends, so that no caller waits for it forever and no
@@ -320,6 +327,7 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
         fds: Vec::new(),
         owners: Vec::new(),
         next_worker_id: 0,
+        published_pids: Vec::new(),
     };
     io.run();
 }
@@ -338,6 +346,8 @@ impl Io {
             }
             self.close_finished_pipes();
             self.check_timers(Instant::now());
+            // After every change of this iteration and before any answer of it can be read.
+            self.publish_pids();
             if self.finished() {
                 break;
             }
@@ -567,7 +577,6 @@ impl Io {
                     killed_at: None,
                     loan: None,
                 });
-                self.publish_pids();
                 true
             }
             Err(error) => {
@@ -586,9 +595,21 @@ impl Io {
         }
     }
 
-    fn publish_pids(&self) {
-        let pids = self.workers.iter().map(Worker::pid).collect();
-        self.shared.lock().pids = pids;
+    /// Publishes the pids of the workers that take calls (`ProcessPool::worker_pids`) if they
+    /// changed: not a worker that `max_tasks_per_child` retired, nor one being killed or dead,
+    /// even though each is listed here until it is reaped.
+    fn publish_pids(&mut self) {
+        let config = &self.config;
+        let current = self
+            .workers
+            .iter()
+            .filter(|w| w.takes_calls(config))
+            .map(Worker::pid);
+        if current.clone().eq(self.published_pids.iter().copied()) {
+            return;
+        }
+        self.published_pids = current.collect();
+        self.shared.lock().pids.clone_from(&self.published_pids);
     }
 
     /// Closes the calls pipe of workers that will get nothing more, so they exit at EOF.
@@ -1061,7 +1082,6 @@ impl Io {
                 }
             }
             let worker = self.workers.remove(i);
-            self.publish_pids();
             self.settle(worker, status);
         }
     }

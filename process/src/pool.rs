@@ -226,7 +226,24 @@ impl ProcessPool {
         self.max_workers
     }
 
-    /// The process ids of the live workers (started, not yet reaped).
+    /// The process ids of the workers that take calls: started (or starting) and neither
+    /// retired by [`max_tasks_per_child`](ProcessPoolBuilder::max_tasks_per_child) nor being
+    /// killed by the pool. A retired worker leaves the list when it gets its last call, not when
+    /// it has exited; a worker killed from outside leaves it when the pool sees it die.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # concur_process::task! { fn pid() -> u32 { std::process::id() } }
+    /// let pool = concur_process::ProcessPool::builder()
+    ///     .max_workers(1)
+    ///     .max_tasks_per_child(3)
+    ///     .build()
+    ///     .unwrap();
+    /// let pids: Vec<u32> = (0..4).map(|_| *pool.submit(pid, ()).unwrap().result().unwrap()).collect();
+    /// // The first worker retired after three calls; only its replacement is listed.
+    /// assert_eq!(pool.worker_pids(), [pids[3]]);
+    /// ```
     pub fn worker_pids(&self) -> Vec<u32> {
         self.shared.lock().pids.clone()
     }
