@@ -228,7 +228,8 @@ fn parent_death_to_last_worker(start: Start, death: Death, busy: Busy) -> Result
     let times = exit_times(&fds, Duration::from_secs(1));
     let mut last = Duration::ZERO;
     let mut survivors = Vec::new();
-    for (&pid, exited) in workers.iter().zip(&times) {
+    let mut not_killed = Vec::new();
+    for (i, (&pid, exited)) in workers.iter().zip(&times).enumerate() {
         match exited {
             Some(t) => last = last.max(t.saturating_duration_since(parent_gone)),
             None => {
@@ -238,14 +239,23 @@ fn parent_death_to_last_worker(start: Start, death: Death, busy: Busy) -> Result
                 unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             }
         }
-        reap(pid as i32);
+        let status = reap(pid as i32);
+        // The busy ones (the first two) cannot end by themselves: they must have been killed.
+        let killed = libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL;
+        if i < 2 && !killed {
+            not_killed.push((pid, status));
+        }
     }
-    if survivors.is_empty() {
-        Ok(last)
-    } else {
+    if !survivors.is_empty() {
         Err(format!(
             "workers {survivors:?} alive 1 s after their parent died"
         ))
+    } else if !not_killed.is_empty() {
+        Err(format!(
+            "busy workers not killed: (pid, status) {not_killed:?}"
+        ))
+    } else {
+        Ok(last)
     }
 }
 
