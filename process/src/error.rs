@@ -336,8 +336,9 @@ impl std::error::Error for InitializerFailed {}
 
 /// The pool is broken (Python's `BrokenProcessPool`): every pending task and every later
 /// submission fail. The cause is the error that broke it ([`InitializerFailed`],
-/// [`HandshakeError`], [`SpawnFailed`], or the [`WorkerDied`] of the last of several workers that
-/// died before becoming ready).
+/// [`HandshakeError`], [`SpawnFailed`]; for three workers in a row that exited or crashed by
+/// themselves before becoming ready, the last one's [`HandshakeError::Exited`]). Workers killed
+/// from outside while starting never break a pool.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct BrokenProcessPool {

@@ -28,12 +28,10 @@ use crate::error::{
 use crate::frame::{self, Frame, FrameError, Outcomes, PROTOCOL_VERSION};
 use crate::job::{Job, wire_failure};
 use crate::pool::{Config, Express, Expressed, Shared};
+use crate::restart::{Restarts, StartupDeath};
 use crate::spawn;
 use crate::sys;
 use crate::worker::{SYNC, fingerprint};
-
-/// Consecutive workers that may die before becoming ready before the pool is declared broken.
-const STARTUP_FAILURES: u32 = 3;
 
 /// Most bytes a launcher may print before its worker greets the pool.
 const NOISE_LIMIT: usize = 64 * 1024;
@@ -128,15 +126,20 @@ impl Worker {
         self.prefix_off < self.prefix.len() || self.unwritten < self.in_flight.len()
     }
 
+    /// Takes calls, now or once started: alive, and neither retired nor spent.
+    fn takes_calls(&self, config: &Config) -> bool {
+        self.alive()
+            && !self.retiring
+            && config.max_tasks_per_child.is_none_or(|max| self.sent < max)
+    }
+
     /// Can take another call now.
     fn capacity(&self, config: &Config) -> bool {
-        self.phase == Phase::Ready
+        self.takes_calls(config)
+            && self.phase == Phase::Ready
             && self.loan.is_none()
-            && self.alive()
-            && !self.retiring
             && self.calls.is_some()
             && self.in_flight.len() < config.depth
-            && config.max_tasks_per_child.is_none_or(|max| self.sent < max)
     }
 
     fn signal(&mut self, signal: i32, reason: Kill) {
@@ -265,7 +268,7 @@ struct Io {
     shared: Arc<Shared>,
     config: Config,
     workers: Vec<Worker>,
-    startup_failures: u32,
+    restarts: Restarts,
     seen_generation: u64,
     shutdown: bool,
     queued: usize,
@@ -277,6 +280,8 @@ struct Io {
     fds: Vec<libc::pollfd>,
     owners: Vec<(usize, u8)>,
     next_worker_id: u64,
+    /// What `State::pids` holds.
+    published_pids: Vec<u32>,
 }
 
 /// Marks the I/O thread gone however it ends, so that no caller waits for it forever and no
@@ -312,7 +317,7 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
         shared,
         config,
         workers: Vec::new(),
-        startup_failures: 0,
+        restarts: Restarts::default(),
         seen_generation: 0,
         shutdown: false,
         queued: 0,
@@ -322,6 +327,7 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
         fds: Vec::new(),
         owners: Vec::new(),
         next_worker_id: 0,
+        published_pids: Vec::new(),
     };
     io.run();
 }
@@ -340,6 +346,8 @@ impl Io {
             }
             self.close_finished_pipes();
             self.check_timers(Instant::now());
+            // After every change of this iteration and before any answer of it can be read.
+            self.publish_pids();
             if self.finished() {
                 break;
             }
@@ -503,7 +511,7 @@ impl Io {
 
     /// Starts workers while calls wait that no live worker will take soon.
     fn spawn_needed(&mut self) {
-        if self.broken || self.terminating.is_some() {
+        if self.broken || self.terminating.is_some() || !self.restarts.may_spawn(Instant::now()) {
             return;
         }
         loop {
@@ -569,7 +577,6 @@ impl Io {
                     killed_at: None,
                     loan: None,
                 });
-                self.publish_pids();
                 true
             }
             Err(error) => {
@@ -581,16 +588,28 @@ impl Io {
                 if permanent {
                     self.break_pool(failure);
                 } else {
-                    self.startup_failure(failure);
+                    self.startup_failure(failure, StartupDeath::ByItself);
                 }
                 false
             }
         }
     }
 
-    fn publish_pids(&self) {
-        let pids = self.workers.iter().map(Worker::pid).collect();
-        self.shared.lock().pids = pids;
+    /// Publishes the pids of the workers that take calls (`ProcessPool::worker_pids`) if they
+    /// changed: not a worker that `max_tasks_per_child` retired, nor one being killed or dead,
+    /// even though each is listed here until it is reaped.
+    fn publish_pids(&mut self) {
+        let config = &self.config;
+        let current = self
+            .workers
+            .iter()
+            .filter(|w| w.takes_calls(config))
+            .map(Worker::pid);
+        if current.clone().eq(self.published_pids.iter().copied()) {
+            return;
+        }
+        self.published_pids = current.collect();
+        self.shared.lock().pids.clone_from(&self.published_pids);
     }
 
     /// Closes the calls pipe of workers that will get nothing more, so they exit at EOF.
@@ -650,6 +669,9 @@ impl Io {
     fn next_deadline(&self) -> Option<Instant> {
         let mut next: Option<Instant> = None;
         let mut consider = |at: Instant| next = Some(next.map_or(at, |n| n.min(at)));
+        if let Some(at) = self.restarts.waiting_until(Instant::now()) {
+            consider(at);
+        }
         if let Some(t) = &self.terminating {
             if !t.escalated {
                 consider(t.escalate_at);
@@ -878,7 +900,7 @@ impl Io {
         let events = self.process_frames(i);
         for event in events {
             match event {
-                Event::Ready => self.startup_failures = 0,
+                Event::Ready => self.restarts.ready(),
                 Event::Broken(failure) => self.break_pool(failure),
             }
         }
@@ -1055,12 +1077,11 @@ impl Io {
             }
             for event in self.process_frames(i) {
                 match event {
-                    Event::Ready => self.startup_failures = 0,
+                    Event::Ready => self.restarts.ready(),
                     Event::Broken(failure) => self.break_pool(failure),
                 }
             }
             let worker = self.workers.remove(i);
-            self.publish_pids();
             self.settle(worker, status);
         }
     }
@@ -1070,11 +1091,16 @@ impl Io {
         let pid = worker.pid();
         let stopping = self.broken || self.terminating.is_some();
         if worker.phase != Phase::Ready && !stopping {
+            // Not the SIGKILL `reap` sends a worker whose pipe hit EOF: EOF without a signal
+            // from the pool means the worker is already exiting, and a signal no longer changes
+            // an exiting process's status, so the status still tells why it died.
+            let signalled_by_pool = worker.kill.is_some();
+            let death = StartupDeath::of(status, signalled_by_pool);
             let cause = match worker.kill.take() {
                 Some(Kill::Startup(failure)) => failure,
                 _ => Failure::from_error(HandshakeError::Exited(status)),
             };
-            self.startup_failure(cause);
+            self.startup_failure(cause, death);
         }
         let Some(head) = worker.in_flight.pop_front() else {
             return;
@@ -1131,9 +1157,10 @@ impl Io {
             .unwrap_or_else(Failure::abandoned)
     }
 
-    fn startup_failure(&mut self, cause: Failure) {
-        self.startup_failures += 1;
-        if self.startup_failures >= STARTUP_FAILURES {
+    /// A worker failed to start: its replacement waits out the back-off, and failures that
+    /// repeat by themselves break the pool (`crate::restart`).
+    fn startup_failure(&mut self, cause: Failure, death: StartupDeath) {
+        if self.restarts.failed(death, Instant::now()) {
             self.break_pool(cause);
         }
     }

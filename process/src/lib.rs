@@ -16,7 +16,11 @@
 //!   frames travel over the worker's stdin and stdout, so a pool can reach past one machine.
 //! - **Failures stay local**: a worker killed mid-task fails only the task it was running, with
 //!   [`WorkerDied`] (pid, signal or exit code); the calls queued behind it run on a replacement.
-//!   The pool is [broken](BrokenProcessPool) only when the initializer fails or new workers keep dying.
+//!   The pool is [broken](BrokenProcessPool) only by start-up failures that repeat by
+//!   themselves: the initializer fails, the program cannot be run or refuses the handshake, or
+//!   three new workers in a row exit or crash before they are ready. A worker killed from
+//!   outside (`SIGKILL`, `SIGTERM`, `SIGINT`, `SIGHUP`, `SIGQUIT` not sent by the pool) never
+//!   counts; replacements of workers that died starting wait 1 ms, doubling to at most 100 ms.
 //!
 //! ```no_run
 //! use concur_process::{MapOptions, ProcessPool};
@@ -81,9 +85,11 @@ mod error;
 mod frame;
 mod io;
 mod job;
+mod lifeline;
 mod map;
 mod pool;
 mod registry;
+mod restart;
 mod spawn;
 mod sys;
 mod worker;

@@ -226,7 +226,24 @@ impl ProcessPool {
         self.max_workers
     }
 
-    /// The process ids of the live workers (started, not yet reaped).
+    /// The process ids of the workers that take calls: started (or starting) and neither
+    /// retired by [`max_tasks_per_child`](ProcessPoolBuilder::max_tasks_per_child) nor being
+    /// killed by the pool. A retired worker leaves the list when it gets its last call, not when
+    /// it has exited; a worker killed from outside leaves it when the pool sees it die.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # concur_process::task! { fn pid() -> u32 { std::process::id() } }
+    /// let pool = concur_process::ProcessPool::builder()
+    ///     .max_workers(1)
+    ///     .max_tasks_per_child(3)
+    ///     .build()
+    ///     .unwrap();
+    /// let pids: Vec<u32> = (0..4).map(|_| *pool.submit(pid, ()).unwrap().result().unwrap()).collect();
+    /// // The first worker retired after three calls; only its replacement is listed.
+    /// assert_eq!(pool.worker_pids(), [pids[3]]);
+    /// ```
     pub fn worker_pids(&self) -> Vec<u32> {
         self.shared.lock().pids.clone()
     }
@@ -803,8 +820,11 @@ impl ProcessPoolBuilder {
     /// the way first and points its own stdout at stderr, so tasks still print freely; whatever
     /// the launcher or a login shell prints before the worker starts is skipped. The handshake
     /// checks the remote build's fingerprint; death is EOF (and the launcher's exit status,
-    /// reported in [`WorkerDied`](crate::WorkerDied) with the launcher's pid). A remote worker
-    /// exits when the launcher closes its stdin; there is no `PR_SET_PDEATHSIG` across machines.
+    /// reported in [`WorkerDied`](crate::WorkerDied) with the launcher's pid). A launched worker
+    /// exits when the launcher closes its stdin, and is killed at once when the pipe or socket it
+    /// answers on loses its reader (the launcher, or the pool past a local `env`) or its parent
+    /// there dies; there is no `PR_SET_PDEATHSIG` across machines, so a remote worker relies on
+    /// the launcher passing the hang-up on.
     /// Arguments are passed as they are: a launcher that joins them into a shell command line
     /// (ssh does) needs them free of spaces and shell syntax. Environment entries set with
     /// [`env`](ProcessPoolBuilder::env) go on that command line too; [`stdout`](ProcessPoolBuilder::stdout)

@@ -317,6 +317,52 @@ pub(crate) fn set_parent_death_signal() {
     }
 }
 
+/// Runs `f` with every signal blocked in the calling thread, then restores its mask. A thread
+/// spawned inside `f` inherits the full mask, so process-directed signals never pick it.
+pub(crate) fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
+    let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises `all` before pthread_sigmask reads it; pthread_sigmask
+    // writes the previous mask into `old`, which is read back only after that.
+    unsafe {
+        libc::sigfillset(all.as_mut_ptr());
+        libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr());
+    }
+    let result = f();
+    // SAFETY: `old` was initialised by the first pthread_sigmask call.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
+    result
+}
+
+/// Blocks until `fd`, the write end of a pipe (or a socket), has no reader left; `false` if
+/// `fd` is not open (there is then nothing to watch). Reads and writes nothing.
+pub(crate) fn wait_until_unread(fd: RawFd) -> bool {
+    // No events requested: poll still reports POLLERR (a pipe without readers) and POLLHUP
+    // (a socket whose peer closed), and nothing else wakes it.
+    let mut fds = [libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    }];
+    loop {
+        match poll(&mut fds, -1) {
+            Ok(0) => continue,
+            Ok(_) if fds[0].revents & libc::POLLNVAL != 0 => return false,
+            Ok(_) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Kills this whole process with `SIGKILL`, which nothing can catch or delay.
+pub(crate) fn kill_self() -> ! {
+    // SAFETY: kill(2) of our own pid; no memory is passed.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    // SIGKILL to ourselves is delivered before kill returns to user space; abort is
+    // unreachable in practice and ends the process all the same.
+    std::process::abort()
+}
+
 /// `dup2(from, to)` followed by closing `from`.
 pub(crate) fn move_fd(from: RawFd, to: RawFd) -> io::Result<()> {
     // SAFETY: dup2 on descriptor numbers; `to` is replaced atomically.

@@ -8,6 +8,7 @@ use crate::frame::{
     self, DEFAULT_MAX_FRAME, Frame, FrameError, HEADER_LEN, WireError, decode_frame_with_limit,
     frame_size, put_err,
 };
+use crate::lifeline;
 use crate::registry;
 use crate::sys;
 
@@ -57,8 +58,10 @@ pub(crate) fn fingerprint() -> u64 {
 /// [`test_worker!`](crate::test_worker) instead.
 ///
 /// A worker leads its own process group (so a terminal's Ctrl-C reaches only the parent), exits
-/// when its pool's pipe closes, and is killed with `SIGKILL` when the pool's thread that started
-/// it dies (`PR_SET_PDEATHSIG`), so it outlives neither the pool nor the parent process.
+/// when its pool's pipe closes, and is killed with `SIGKILL` as soon as the pool's process dies
+/// (by `SIGKILL`, abort or exit, whatever the running task does): by `PR_SET_PDEATHSIG`, and by
+/// a watchdog thread that sees the pool's end of the results pipe close. So it outlives neither
+/// the pool nor the parent process. (Processes a task started are not killed with it.)
 ///
 /// # Examples
 ///
@@ -97,8 +100,7 @@ pub fn worker_main() {
     // thread reads the environment concurrently. Removing the variable keeps processes that
     // tasks start from taking themselves for workers.
     unsafe { std::env::remove_var(ENV_WORKER) };
-    sys::set_parent_death_signal();
-    if sys::getppid() != parent {
+    if !lifeline::arm_death_signal(Some(parent)) {
         // The pool died before the death signal was armed.
         std::process::exit(0);
     }
@@ -109,6 +111,7 @@ pub fn worker_main() {
     // would stay open in them and hide its death).
     let _ = sys::set_cloexec(FD_CALLS);
     let _ = sys::set_cloexec(FD_RESULTS);
+    lifeline::start_watchdog();
     std::process::exit(serve(false));
 }
 
@@ -116,6 +119,9 @@ pub fn worker_main() {
 fn stdio_main() -> ! {
     // SAFETY: as in `worker_main`: no other thread of ours runs yet.
     unsafe { std::env::remove_var(ENV_WORKER) };
+    // The parent is the launcher (or, past a local `env`, the pool's thread): it cannot be
+    // checked, but the watchdog sees a pool that is already gone.
+    lifeline::arm_death_signal(None);
     // Calls: stdin moves to 3, and stdin becomes /dev/null. Results: stdout moves to 4, and
     // stdout becomes a copy of stderr, so tasks' prints cannot corrupt the frames.
     let moved = sys::move_fd(0, FD_CALLS)
@@ -127,6 +133,7 @@ fn stdio_main() -> ! {
     }
     let _ = sys::set_cloexec(FD_CALLS);
     let _ = sys::set_cloexec(FD_RESULTS);
+    lifeline::start_watchdog();
     std::process::exit(serve(true));
 }
 

@@ -3,13 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::process::{Command, Stdio};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use concur_process::ProcessPool;
 
-use common::{Fifo, announce, exists, hang, sigkill, zombie_children};
+use common::{Fifo, announce, exists, hang, pidfd, sigkill, start_helper_parent, zombie_children};
 
 concur_process::test_worker!();
 
@@ -36,14 +34,6 @@ fn parent_helper() {
     let pids: Vec<String> = pool.worker_pids().iter().map(u32::to_string).collect();
     println!("PIDS {}", pids.join(" "));
     hang();
-}
-
-fn pidfd(pid: u32) -> OwnedFd {
-    // SAFETY: the raw syscall returns a new descriptor or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    assert!(fd >= 0, "pidfd_open({pid})");
-    // SAFETY: a fresh descriptor we own.
-    unsafe { OwnedFd::from_raw_fd(fd as i32) }
 }
 
 #[test]
@@ -80,25 +70,7 @@ fn no_zombies_after_shutdown_crashes_or_a_killed_parent() {
     // SAFETY: PR_SET_CHILD_SUBREAPER takes a flag; no memory is passed.
     let subreaper = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     assert_eq!(subreaper, 0);
-    let mut parent = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "parent_helper",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env("ZOMBIES_PARENT_HELPER", "1")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(parent.stdout.take().unwrap()).lines();
-    let workers: Vec<u32> = loop {
-        let line = lines.next().expect("helper output").unwrap();
-        if let Some(pids) = line.strip_prefix("PIDS ") {
-            break pids.split(' ').map(|p| p.parse().unwrap()).collect();
-        }
-    };
+    let (mut parent, workers) = start_helper_parent("parent_helper", "ZOMBIES_PARENT_HELPER", "1");
     assert_eq!(workers.len(), 2);
     let fds: Vec<OwnedFd> = workers.iter().map(|&pid| pidfd(pid)).collect();
     parent.kill().unwrap();

@@ -2,8 +2,10 @@
 #![allow(dead_code)]
 
 use std::ffi::CString;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 
 /// A FIFO in a fresh temporary directory: a task opens it to announce that it started.
 pub struct Fifo {
@@ -94,4 +96,32 @@ pub fn zombie_children() -> Vec<u32> {
 /// Whether a process with this pid exists (zombies included).
 pub fn exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// A pidfd for `pid` (readable once the process has exited).
+pub fn pidfd(pid: u32) -> OwnedFd {
+    // SAFETY: the raw syscall returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    assert!(fd >= 0, "pidfd_open({pid})");
+    // SAFETY: a fresh descriptor we own.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
+/// Runs the test `helper` of this binary in a child process with `var` set to `value`, and
+/// returns it with the pids it printed on a `PIDS 1 2 ...` line.
+pub fn start_helper_parent(helper: &str, var: &str, value: &str) -> (Child, Vec<u32>) {
+    let mut parent = Command::new(std::env::current_exe().unwrap())
+        .args([helper, "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(var, value)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(parent.stdout.take().unwrap()).lines();
+    let pids = loop {
+        let line = lines.next().expect("helper output").unwrap();
+        if let Some(pids) = line.strip_prefix("PIDS ") {
+            break pids.split(' ').map(|p| p.parse().unwrap()).collect();
+        }
+    };
+    (parent, pids)
 }

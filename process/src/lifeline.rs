@@ -1,0 +1,47 @@
+//! A worker never outlives its pool: two independent ways for it to die at once when the pool
+//! (or its whole process) goes, whatever its task is doing.
+//!
+//! 1. `PR_SET_PDEATHSIG(SIGKILL)`: the kernel kills the worker when the thread that spawned it
+//!    (the pool's I/O thread) exits, which covers `SIGKILL`, `abort` and `exit` of the parent.
+//!    It is armed after `exec` (`posix_spawn` cannot arm it), so the worker then checks that its
+//!    parent is still the pool's process; the check cannot be made for a launched worker, whose
+//!    parent is the launcher.
+//! 2. A watchdog thread that waits, with every signal blocked, until the worker's results pipe
+//!    has no reader left. Only the pool holds that pipe's read end (close-on-exec, and closed in
+//!    every other worker at spawn), and it closes it only once the worker is dead or being
+//!    killed, so "no reader" means the pool is gone. This catches what the death signal cannot:
+//!    a launched worker (its parent is `env`, `ssh` or `srun`, not the pool), a parent that died
+//!    before the signal was armed, and a task that clears the death signal.
+//!
+//! Both end the worker with `SIGKILL`, which a task can neither catch nor ignore, so a task
+//! that spins, blocks in a system call or ignores `SIGTERM` dies all the same.
+
+use crate::sys;
+use crate::worker::FD_RESULTS;
+
+/// Stack of the watchdog thread: it only calls `poll` and `kill`.
+const WATCHDOG_STACK: usize = 64 * 1024;
+
+/// Arms the death signal; returns `false` if `expected_parent` is given and the worker's parent
+/// is already someone else (the pool died before the signal was armed).
+pub(crate) fn arm_death_signal(expected_parent: Option<libc::pid_t>) -> bool {
+    sys::set_parent_death_signal();
+    expected_parent.is_none_or(|parent| sys::getppid() == parent)
+}
+
+/// Starts the watchdog thread (once the protocol descriptors are in place). If the thread
+/// cannot be created the worker goes on with the death signal alone.
+pub(crate) fn start_watchdog() {
+    // Every signal stays blocked in the watchdog, so signals sent to the worker (a task's own
+    // SIGALRM or SIGINT handler, say) are still delivered to the task's threads.
+    let _ = sys::with_signals_blocked(|| {
+        std::thread::Builder::new()
+            .name("concur-process-lifeline".into())
+            .stack_size(WATCHDOG_STACK)
+            .spawn(|| {
+                if sys::wait_until_unread(FD_RESULTS) {
+                    sys::kill_self();
+                }
+            })
+    });
+}

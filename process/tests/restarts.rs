@@ -1,0 +1,104 @@
+//! Workers that die during start-up: killed from outside, they are replaced (after a short
+//! back-off) as often as it takes; dying by themselves, they break the pool.
+
+mod common;
+
+use concur_process::{BrokenProcessPool, ExitStatus, HandshakeError, ProcessPool};
+
+use common::sigkill;
+
+concur_process::test_worker!();
+
+concur_process::task! {
+    fn square(x: u64) -> u64 { x * x }
+    /// An initializer that holds its worker in start-up until the test opens the FIFO.
+    fn await_gate(path: String) {
+        // Opening a FIFO for reading blocks until someone opens it for writing.
+        drop(std::fs::File::open(path).unwrap());
+    }
+    fn exit_with(code: i32) { std::process::exit(code) }
+    fn abort() { std::process::abort() }
+}
+
+/// More than the three start-up failures in a row that break a pool.
+const KILLS: usize = 10;
+
+#[test]
+fn workers_killed_from_outside_during_start_up_never_break_the_pool() {
+    let gate = common::Fifo::new("gate");
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .initializer(await_gate, gate.path_string())
+        .build()
+        .unwrap();
+    let first = pool.submit(square, 7).unwrap();
+    // No worker can finish starting before the gate opens, so every pid listed is a worker in
+    // start-up.
+    let mut killed = Vec::new();
+    while killed.len() < KILLS {
+        assert!(
+            !first.is_done(),
+            "the pool gave up after {} kills: {:?}",
+            killed.len(),
+            first.error()
+        );
+        match pool.worker_pids().first() {
+            Some(&pid) if !killed.contains(&pid) => {
+                sigkill(pid);
+                killed.push(pid);
+            }
+            _ => std::thread::yield_now(),
+        }
+    }
+    // Let the current replacement (and any later worker) finish starting: while this end is
+    // open for writing, opening the FIFO for reading does not block. (Opening it for writing
+    // alone could pair with a killed worker that has not quite gone yet.) On Linux, opening a
+    // FIFO read-write never blocks.
+    let _open_gate = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&gate.path)
+        .unwrap();
+    assert_eq!(*first.result().unwrap(), 49);
+    let later: Vec<_> = (0..20u64)
+        .map(|i| pool.submit(square, i).unwrap())
+        .collect();
+    for (i, future) in later.iter().enumerate() {
+        assert_eq!(*future.result().unwrap(), (i * i) as u64);
+    }
+    let survivor = pool.worker_pids();
+    assert_eq!(survivor.len(), 1);
+    assert!(!killed.contains(&survivor[0]));
+}
+
+/// The status in a broken pool's cause, which must be a start-up death.
+fn startup_death(pool: &ProcessPool) -> ExitStatus {
+    let failure = pool.submit(square, 2).unwrap().error().unwrap().unwrap();
+    let broken = failure
+        .downcast_ref::<BrokenProcessPool>()
+        .expect("BrokenProcessPool");
+    match broken.cause.downcast_ref::<HandshakeError>() {
+        Some(HandshakeError::Exited(status)) => *status,
+        other => panic!("cause {other:?}, not a start-up death"),
+    }
+}
+
+#[test]
+fn workers_that_keep_exiting_during_start_up_break_the_pool() {
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .initializer(exit_with, 3)
+        .build()
+        .unwrap();
+    assert_eq!(startup_death(&pool), ExitStatus::Exited(3));
+}
+
+#[test]
+fn workers_that_keep_aborting_during_start_up_break_the_pool() {
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .initializer(abort, ())
+        .build()
+        .unwrap();
+    assert_eq!(startup_death(&pool), ExitStatus::Signaled(libc::SIGABRT));
+}
