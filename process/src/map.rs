@@ -214,6 +214,7 @@ where
                     items: len as u32,
                     key: 0,
                     kill_on_start: false,
+                    claimed: false,
                     completion: Box::new(Chunk {
                         promise,
                         future: Some(CancelHandle::new(future.clone())),

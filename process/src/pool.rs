@@ -280,6 +280,7 @@ impl ProcessPool {
             items: 1,
             key: future_key(&future),
             kill_on_start: false,
+            claimed: false,
             completion: Box::new(Single {
                 promise,
                 future: Some(CancelHandle::new(future.clone())),
@@ -320,7 +321,7 @@ impl ProcessPool {
             return Err(job);
         };
         // A fresh future cannot have been cancelled: this claims it.
-        job.completion.start();
+        job.claim();
         match sys::write_vectored(lent.fd, &[IoSlice::new(&job.frame)]) {
             Ok(written) if written > 0 => {
                 let whole = written == job.frame.len();
