@@ -90,10 +90,17 @@ fn the_default_prefix_numbers_pools() {
 }
 
 #[test]
-fn the_default_is_available_parallelism() {
-    let pool = ThreadPool::builder().build().unwrap();
+fn the_default_max_workers_is_pythons_min_32_cpus_plus_4() {
     let cores = thread::available_parallelism().unwrap().get();
-    assert_eq!(pool.max_workers(), cores);
+    let expected = (cores + 4).min(32);
+    assert_eq!(
+        ThreadPool::builder().build().unwrap().max_workers(),
+        expected
+    );
+    assert_eq!(
+        concur_pool::Builder::new().build().unwrap().max_workers(),
+        expected
+    );
 }
 
 #[test]

@@ -674,7 +674,9 @@ impl std::fmt::Debug for ProcessPoolBuilder {
 
 impl ProcessPoolBuilder {
     /// The most workers running at once (default: the number of CPUs available to this
-    /// process). Zero makes [`build`](ProcessPoolBuilder::build) fail with
+    /// process, [`std::thread::available_parallelism`], as Python's `ProcessPoolExecutor`;
+    /// the thread pool's default is larger, `min(32, cpus + 4)`, because its tasks mostly
+    /// block). Zero makes [`build`](ProcessPoolBuilder::build) fail with
     /// [`BuildError::ZeroWorkers`].
     ///
     /// # Examples
