@@ -99,6 +99,7 @@ impl ThreadPool {
             config,
             workers: Mutex::new(Workers::default()),
             exited: Condvar::new(),
+            joining: Mutex::new(()),
             wait_for: Mutex::new(WaitFor::default()),
         });
         // The address is unique while the pool lives, and a task carries its pool's id only
@@ -252,9 +253,35 @@ impl ThreadPool {
         self.shared().config.max_workers
     }
 
-    /// How many worker threads were started so far.
+    /// How many worker threads were started so far (never decreases; see
+    /// [`live_workers`](ThreadPool::live_workers) for the threads alive now).
     pub fn spawned_workers(&self) -> usize {
         self.shared().workers().spawned
+    }
+
+    /// How many worker threads are alive now (a snapshot): started and not yet out of their
+    /// worker function. Idle workers are alive (they are reused, not restarted); a worker
+    /// leaves only at shutdown or when its initializer fails.
+    ///
+    /// It is 0 before the first submit, 1 after one task on a fresh pool, and 0 once
+    /// [`shutdown(wait = true, ..)`](ThreadPool::shutdown) returns on a thread that is not one
+    /// of this pool's workers: that call joins every worker thread, so by then each has
+    /// really ended (its thread-locals dropped too), not only counted itself out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concur_pool::ThreadPool::new(4).unwrap();
+    /// assert_eq!(pool.live_workers(), 0);
+    /// pool.submit(|| ()).unwrap().result().unwrap();
+    /// pool.submit(|| ()).unwrap().result().unwrap();
+    /// assert_eq!(pool.live_workers(), 1); // the idle worker was reused
+    /// pool.shutdown(true, false);
+    /// assert_eq!(pool.live_workers(), 0);
+    /// assert_eq!(pool.spawned_workers(), 1);
+    /// ```
+    pub fn live_workers(&self) -> usize {
+        self.shared().workers().alive
     }
 
     /// How many tasks are queued and not yet taken by a worker (a snapshot).
@@ -290,10 +317,15 @@ impl Executor for ThreadPool {
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = self.shared();
+        let (spawned, alive) = {
+            let workers = shared.workers();
+            (workers.spawned, workers.alive)
+        };
         f.debug_struct("ThreadPool")
             .field("max_workers", &shared.config.max_workers)
             .field("thread_name_prefix", &shared.prefix)
-            .field("spawned_workers", &shared.workers().spawned)
+            .field("spawned_workers", &spawned)
+            .field("live_workers", &alive)
             .field("queued", &shared.queue.len())
             .field("closed", &shared.control.is_closed())
             .field("broken", &shared.broken().is_some())
@@ -306,7 +338,8 @@ impl fmt::Debug for ThreadPool {
 struct Workers {
     /// Threads started so far (they are numbered in this order).
     spawned: usize,
-    /// Threads whose worker function has not returned.
+    /// Threads whose worker function has not returned (decremented as the last thing it
+    /// does).
     alive: usize,
     /// Join handles not yet joined.
     handles: Vec<JoinHandle<()>>,
@@ -333,6 +366,9 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     workers: Mutex<Workers>,
     exited: Condvar,
+    /// Held while joining, so that a second `shutdown(wait = true)` returns only after the
+    /// first one's joins (every worker thread really ended, not just counted out).
+    joining: Mutex<()>,
     wait_for: Mutex<WaitFor>,
 }
 
@@ -475,12 +511,15 @@ impl Shared {
     fn join_workers(&self) {
         // Submits in flight may still start a worker; none is admitted after them.
         self.control.wait_for_submitters();
+        let _joining = self.joining.lock().unwrap_or_else(PoisonError::into_inner);
         let handles = core::mem::take(&mut self.workers().handles);
         for handle in handles {
             // A worker thread only ends by returning (panics are caught inside it).
             let _ = handle.join();
         }
-        // Another caller may have taken some handles: wait for those workers too.
+        // Every handle was joined, by us or by a caller that held `joining` before us; a
+        // worker whose spawn handle never reached the list is not possible (pushed under the
+        // same lock that counts it alive), so this only confirms the count.
         let mut workers = self.workers();
         while workers.alive > 0 {
             workers = self

@@ -472,7 +472,9 @@ fn debug_shows_the_configuration() {
         .unwrap();
     let text = format!("{pool:?}");
     assert!(
-        text.contains("max_workers: 3") && text.contains("\"dbg\""),
+        text.contains("max_workers: 3")
+            && text.contains("\"dbg\"")
+            && text.contains("live_workers: 0"),
         "{text}"
     );
 }
