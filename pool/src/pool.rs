@@ -162,8 +162,10 @@ impl ThreadPool {
     /// Python's `map(f, *iterables)` zips its iterables; here zip them yourself:
     /// `pool.map(|(a, b)| a + b, xs.into_iter().zip(ys))`.
     ///
-    /// Dropping the iterator early cancels every task not yet started; tasks already running
-    /// finish and their results are dropped.
+    /// Work starts at this call: every input is submitted before it returns. Dropped before
+    /// its first `next`, the iterator cancels nothing (every call runs, as in Python); dropped
+    /// after, it cancels every task not yet started, and tasks already running finish with
+    /// their results dropped.
     ///
     /// # Examples
     ///
@@ -188,7 +190,8 @@ impl ThreadPool {
     /// [`map`](ThreadPool::map) with a timeout (one deadline from this call: when it passes,
     /// the iterator yields [`Error::TimedOut`](concur_core::Error::TimedOut) once, cancels the
     /// rest and ends) and an in-flight window (at most that many inputs submitted and not yet
-    /// yielded, for long or endless inputs).
+    /// yielded, for long or endless inputs). The first window is submitted by this call; a
+    /// drop cancels as for [`map`](ThreadPool::map).
     ///
     /// # Examples
     ///

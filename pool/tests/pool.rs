@@ -412,28 +412,6 @@ fn map_in_flight_window_bounds_submissions() {
 }
 
 #[test]
-fn dropping_map_cancels_unstarted_tasks() {
-    let pool = ThreadPool::new(1).unwrap();
-    let ran = Arc::new(AtomicUsize::new(0));
-    let counter = ran.clone();
-    let mut results = pool.map(
-        move |_: u32| {
-            thread::sleep(Duration::from_millis(5));
-            counter.fetch_add(1, Ordering::SeqCst);
-        },
-        0..100,
-    );
-    results.next().unwrap().unwrap();
-    drop(results);
-    pool.shutdown(true, false);
-    assert!(
-        ran.load(Ordering::SeqCst) < 10,
-        "ran {}",
-        ran.load(Ordering::SeqCst)
-    );
-}
-
-#[test]
 fn the_executor_trait_and_as_completed() {
     let pool = ThreadPool::new(2).unwrap();
     let (task, foreign) = Task::new(|| 5u32);
