@@ -11,7 +11,7 @@ use crossbeam_utils::CachePadded;
 use crate::builder::Config;
 use crate::queue::Queue;
 use crate::sleep::{Control, Refused};
-use crate::worker::{self, BodyDone, WaitFor};
+use crate::worker::{self, BodyDone};
 use crate::{BrokenThreadPool, BuildError, Builder};
 
 /// Numbers pools (for their identity and their default thread names).
@@ -30,11 +30,18 @@ static POOLS: AtomicUsize = AtomicUsize::new(0);
 ///   once per 31 submits).
 /// - **Panics** in a task become that future's [`Failure`]; the worker goes on.
 /// - **No self-deadlock.** A task that blocks on a future of its own pool that is still queued
-///   runs it inline instead; a task whose wait would close a wait-for cycle between the pool's
-///   running tasks gets [`Error::Deadlock`](concur_core::Error::Deadlock) instead of hanging
-///   (single-future waits: `result`, `error`, `wait`, `into_result` and their timed forms;
-///   `concur_core::wait` and `as_completed` block without asking, and a cycle that passes
-///   through another pool's tasks is not seen).
+///   runs it inline instead (single-future waits). A task whose wait could never end, because
+///   what it waits for waits (through running tasks of any thread pool in the process) on
+///   it, is told so instead of hanging: single-future waits (`result`, `error`, `wait`,
+///   `into_result` and their timed forms) return
+///   [`Error::Deadlock`](concur_core::Error::Deadlock), [`concur_core::wait`] returns with
+///   [`Waited::is_deadlock`](concur_core::Waited::is_deadlock) set, and `as_completed` yields
+///   [`AsCompletedError::Deadlock`](concur_core::AsCompletedError::Deadlock). `AllCompleted`
+///   is a deadlock when any unfinished future waits back; `FirstCompleted`,
+///   `FirstException` and an `as_completed` step only when every unfinished one does. The
+///   wait that closes the cycle gets the error; the others then proceed. A process pool's
+///   future is never part of a cycle (its worker is another process), and neither is a
+///   promise or a queued task: only tasks blocked in a wait count.
 /// - **Handles.** `ThreadPool` is a cheap cloneable handle. Dropping the last one shuts the pool
 ///   down as `shutdown(wait = true, cancel_futures = false)`: queued work runs, then the
 ///   workers are joined (Python's `with` block).
@@ -100,7 +107,6 @@ impl ThreadPool {
             workers: Mutex::new(Workers::default()),
             exited: Condvar::new(),
             joining: Mutex::new(()),
-            wait_for: Mutex::new(WaitFor::default()),
         });
         // The address is unique while the pool lives, and a task carries its pool's id only
         // while the pool holds it (see `Shared::id`).
@@ -372,16 +378,11 @@ pub(crate) struct Shared {
     /// Held while joining, so that a second `shutdown(wait = true)` returns only after the
     /// first one's joins (every worker thread really ended, not just counted out).
     joining: Mutex<()>,
-    wait_for: Mutex<WaitFor>,
 }
 
 impl Shared {
     fn workers(&self) -> MutexGuard<'_, Workers> {
         self.workers.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn wait_for(&self) -> MutexGuard<'_, WaitFor> {
-        self.wait_for.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The failure every task and submit gets once the pool is broken.
