@@ -237,6 +237,18 @@ impl fmt::Display for TimeoutError {
 impl core::error::Error for TimeoutError {}
 
 /// Why [`as_completed`] stopped before yielding every future.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use concur_core::{as_completed, promise};
+///
+/// let (_pending, future) = promise::<u8>();
+/// let error = as_completed([&future], Some(Duration::ZERO)).next().unwrap().unwrap_err();
+/// assert!(error.is_timeout() && !error.is_deadlock());
+/// assert_eq!((error.unfinished(), error.total()), (1, 1));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AsCompletedError {

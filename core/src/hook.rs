@@ -77,6 +77,37 @@ pub enum Needs {
 
 /// The unfinished futures a wait over several futures is about to block on, as a
 /// [`BlockingHook`] sees them.
+///
+/// # Examples
+///
+/// A hook that refuses every wait needing all of several futures:
+///
+/// ```
+/// use concur_core::{
+///     promise, wait, with_blocking_hook, Blocking, BlockingHook, BlockingMany, Needs,
+///     ReturnWhen, Verdict,
+/// };
+///
+/// struct NoAllWaits;
+/// impl BlockingHook for NoAllWaits {
+///     fn before_block(&self, _: &Blocking<'_>) -> Verdict {
+///         Verdict::Block
+///     }
+///     fn after_block(&self, _: &Blocking<'_>) {}
+///     fn before_block_on_many(&self, futures: &BlockingMany<'_>) -> Verdict {
+///         match futures.needs() {
+///             Needs::All => Verdict::Deadlock,
+///             Needs::Any => Verdict::Block,
+///         }
+///     }
+/// }
+///
+/// let (_p1, a) = promise::<u8>();
+/// let (_p2, b) = promise::<u8>();
+/// let waited = with_blocking_hook(&NoAllWaits, || wait([&a, &b], None, ReturnWhen::AllCompleted));
+/// assert!(waited.is_deadlock());
+/// assert_eq!(waited.not_done().len(), 2);
+/// ```
 pub struct BlockingMany<'a> {
     headers: &'a [NonNull<Header>],
     needs: Needs,
