@@ -6,6 +6,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use std::time::{Duration, Instant};
 
+use crate::hook::Needs;
 use crate::wait_set::{Mode, WaitSet};
 use crate::waitable::Waitable;
 
@@ -13,11 +14,17 @@ use crate::waitable::Waitable;
 /// distinct future once (Python's `as_completed(fs, timeout)`).
 ///
 /// The timeout is one deadline counted from this call. When it passes, the iterator yields one
-/// [`TimeoutError`] saying how many of how many distinct futures are unfinished, then ends
+/// [`AsCompletedError::TimedOut`] saying how many of how many distinct futures are unfinished,
+/// then ends
 /// (`Duration::ZERO` still yields the already-done ones first). The iterator sees futures
 /// completed while the caller is iterating, holds no reference to a future once it has yielded
 /// it, and dropping it early unregisters everything. A cancelled future counts as completed the
 /// moment it is cancelled.
+///
+/// A step that would block asks this thread's [`BlockingHook`](crate::BlockingHook) first
+/// (as [`wait`](crate::wait) with `FirstCompleted` does): if every unfinished future waits,
+/// through running tasks, on the task iterating (a thread pool's worker), the iterator
+/// yields one [`AsCompletedError::Deadlock`] instead of hanging, then ends.
 ///
 /// Cost: one allocation for the wait set (plus collecting `futures`), O(N) to register, O(1)
 /// and at most one wake per completion, O(N) to leave.
@@ -127,7 +134,7 @@ impl<F: Waitable> AsCompleted<F> {
 }
 
 impl<F: Waitable> Iterator for AsCompleted<F> {
-    type Item = Result<F, TimeoutError>;
+    type Item = Result<F, AsCompletedError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.ended {
@@ -142,12 +149,24 @@ impl<F: Waitable> Iterator for AsCompleted<F> {
                 return None;
             }
             let set = self.set.as_ref()?;
-            if !set.block_until(WaitSet::has_ready, self.deadline) {
+            let items = &self.items;
+            let unfinished = || crate::wait::unfinished(items.iter().flatten());
+            let Ok(_after_block) = crate::hook::before_block_on_many(Needs::Any, unfinished) else {
+                if set.has_ready() {
+                    continue; // one finished as the hook looked
+                }
                 self.ended = true;
-                return Some(Err(TimeoutError {
+                return Some(Err(AsCompletedError::Deadlock {
                     unfinished: self.unfinished,
                     total: self.total,
                 }));
+            };
+            if !set.block_until(WaitSet::has_ready, self.deadline) {
+                self.ended = true;
+                return Some(Err(AsCompletedError::TimedOut(TimeoutError {
+                    unfinished: self.unfinished,
+                    total: self.total,
+                })));
             }
         }
     }
@@ -168,7 +187,7 @@ impl<F: Waitable> Drop for AsCompleted<F> {
 
 #[cfg(feature = "stream")]
 impl<F: Waitable + Unpin> futures_core::Stream for AsCompleted<F> {
-    type Item = Result<F, TimeoutError>;
+    type Item = Result<F, AsCompletedError>;
 
     /// Yields like the iterator; the timeout is not enforced here (wrap the stream in your
     /// runtime's timeout).
@@ -216,3 +235,80 @@ impl fmt::Display for TimeoutError {
 }
 
 impl core::error::Error for TimeoutError {}
+
+/// Why [`as_completed`] stopped before yielding every future.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use concur_core::{as_completed, promise};
+///
+/// let (_pending, future) = promise::<u8>();
+/// let error = as_completed([&future], Some(Duration::ZERO)).next().unwrap().unwrap_err();
+/// assert!(error.is_timeout() && !error.is_deadlock());
+/// assert_eq!((error.unfinished(), error.total()), (1, 1));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AsCompletedError {
+    /// Its deadline passed (Python's `TimeoutError`).
+    TimedOut(TimeoutError),
+    /// Waiting for the next one would never end: every unfinished future waits, through
+    /// running tasks, on the task that iterates (see [`Waited::is_deadlock`](crate::Waited::is_deadlock)).
+    Deadlock {
+        /// Distinct futures not yet yielded.
+        unfinished: usize,
+        /// Distinct futures in all.
+        total: usize,
+    },
+}
+
+impl AsCompletedError {
+    /// Distinct futures not yet yielded.
+    pub fn unfinished(&self) -> usize {
+        match *self {
+            AsCompletedError::TimedOut(t) => t.unfinished,
+            AsCompletedError::Deadlock { unfinished, .. } => unfinished,
+        }
+    }
+
+    /// Distinct futures in all.
+    pub fn total(&self) -> usize {
+        match *self {
+            AsCompletedError::TimedOut(t) => t.total,
+            AsCompletedError::Deadlock { total, .. } => total,
+        }
+    }
+
+    /// Whether the deadline passed.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, AsCompletedError::TimedOut(_))
+    }
+
+    /// Whether it stopped because waiting would never end.
+    pub fn is_deadlock(&self) -> bool {
+        matches!(self, AsCompletedError::Deadlock { .. })
+    }
+}
+
+impl fmt::Display for AsCompletedError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AsCompletedError::TimedOut(timeout) => fmt::Display::fmt(timeout, f),
+            AsCompletedError::Deadlock { unfinished, total } => write!(
+                f,
+                "waiting would deadlock: {unfinished} (of {total}) futures wait on this task"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for AsCompletedError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            AsCompletedError::TimedOut(timeout) => Some(timeout),
+            AsCompletedError::Deadlock { .. } => None,
+        }
+    }
+}

@@ -68,14 +68,15 @@ pub(crate) unsafe fn linked_passive_waiter(header: NonNull<Header>) {
     let _ = header;
 }
 
-/// How a claim on a task cell ended.
+/// How a claim on a cell (a task's, or a promise's `set_running_or_notify_cancel`) ended.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Claim {
     /// PENDING → RUNNING by this caller: it must run the work.
     Won,
     /// The future was cancelled; the work was never taken.
     Cancelled,
-    /// Someone else claimed it (or it was completed).
+    /// It was already RUNNING or finished (claimed by someone else, or earlier by this same
+    /// producer): the state is left as it was.
     Taken,
 }
 
@@ -244,28 +245,6 @@ impl Header {
                 true
             }
             Finish::Lost(state) => state.phase() == word::CANCELLED,
-        }
-    }
-
-    /// Moves PENDING to RUNNING. Returns false if the future was cancelled.
-    #[inline]
-    pub(crate) fn start(&self) -> bool {
-        let mut current = self.load(ord::RETRY);
-        loop {
-            match current.phase() {
-                word::PENDING => {}
-                word::CANCELLED => return false,
-                _ => return true,
-            }
-            // ORDERING: Relaxed: RUNNING publishes no data; it only makes `cancel` fail.
-            match self.cas(
-                current,
-                current.with_phase(word::RUNNING),
-                Ordering::Relaxed,
-            ) {
-                Ok(()) => return true,
-                Err(actual) => current = actual,
-            }
         }
     }
 

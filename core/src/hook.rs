@@ -2,8 +2,10 @@
 //! future, so it can run that future's task inline (no self-deadlock on a one-worker pool) or
 //! report a wait-for cycle as [`Error::Deadlock`](crate::Error::Deadlock) instead of hanging.
 //!
-//! Only single-future waits (`result*`, `error*`, `wait*`, `into_result`) consult the hook;
-//! `wait()` over many futures and `as_completed` do not.
+//! Single-future waits (`result*`, `error*`, `wait*`, `into_result`) call
+//! [`BlockingHook::before_block`]; [`wait`](crate::wait) over many futures and a blocking
+//! [`as_completed`](crate::as_completed) step call [`BlockingHook::before_block_on_many`],
+//! saying whether the wait needs any one or all of the futures it names.
 
 use core::ptr::NonNull;
 use std::cell::Cell;
@@ -63,6 +65,69 @@ impl Blocking<'_> {
     }
 }
 
+/// What a wait over several futures needs before it can return.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum Needs {
+    /// Any one of them done (`FirstCompleted`, a step of `as_completed`, and `FirstException`,
+    /// which may end at any one failure).
+    Any,
+    /// Every one of them done (`AllCompleted`).
+    All,
+}
+
+/// The unfinished futures a wait over several futures is about to block on, as a
+/// [`BlockingHook`] sees them.
+///
+/// # Examples
+///
+/// A hook that refuses every wait needing all of several futures:
+///
+/// ```
+/// use concur_core::{
+///     promise, wait, with_blocking_hook, Blocking, BlockingHook, BlockingMany, Needs,
+///     ReturnWhen, Verdict,
+/// };
+///
+/// struct NoAllWaits;
+/// impl BlockingHook for NoAllWaits {
+///     fn before_block(&self, _: &Blocking<'_>) -> Verdict {
+///         Verdict::Block
+///     }
+///     fn after_block(&self, _: &Blocking<'_>) {}
+///     fn before_block_on_many(&self, futures: &BlockingMany<'_>) -> Verdict {
+///         match futures.needs() {
+///             Needs::All => Verdict::Deadlock,
+///             Needs::Any => Verdict::Block,
+///         }
+///     }
+/// }
+///
+/// let (_p1, a) = promise::<u8>();
+/// let (_p2, b) = promise::<u8>();
+/// let waited = with_blocking_hook(&NoAllWaits, || wait([&a, &b], None, ReturnWhen::AllCompleted));
+/// assert!(waited.is_deadlock());
+/// assert_eq!(waited.not_done().len(), 2);
+/// ```
+pub struct BlockingMany<'a> {
+    headers: &'a [NonNull<Header>],
+    needs: Needs,
+}
+
+impl<'a> BlockingMany<'a> {
+    /// Whether the wait needs any one or all of [`futures`](Self::futures).
+    pub fn needs(&self) -> Needs {
+        self.needs
+    }
+
+    /// The futures it waits on (those not done when it was about to block; at least one).
+    pub fn futures(&self) -> impl ExactSizeIterator<Item = Blocking<'a>> + 'a {
+        self.headers.iter().map(|&header| Blocking {
+            header,
+            _handle: core::marker::PhantomData,
+        })
+    }
+}
+
 /// An executor's view of its threads blocking on futures; installed per thread with
 /// [`with_blocking_hook`].
 pub trait BlockingHook {
@@ -73,6 +138,24 @@ pub trait BlockingHook {
 
     /// Called when a wait that `before_block` let block ends, however it ends.
     fn after_block(&self, future: &Blocking<'_>);
+
+    /// Called before the calling thread parks in [`wait`](crate::wait) over several futures
+    /// or in a step of [`as_completed`](crate::as_completed). [`Verdict::Deadlock`] makes
+    /// `wait` return at once with [`Waited::is_deadlock`](crate::Waited::is_deadlock) set and
+    /// `as_completed` yield [`AsCompletedError::Deadlock`](crate::AsCompletedError::Deadlock);
+    /// [`Verdict::Block`] promises a matching
+    /// [`after_block_on_many`](BlockingHook::after_block_on_many).
+    ///
+    /// The default blocks (a hook that only cares about single futures need not implement it).
+    fn before_block_on_many(&self, futures: &BlockingMany<'_>) -> Verdict {
+        let _ = futures;
+        Verdict::Block
+    }
+
+    /// Called when a wait that `before_block_on_many` let block ends, however it ends.
+    fn after_block_on_many(&self, futures: &BlockingMany<'_>) {
+        let _ = futures;
+    }
 }
 
 std::thread_local! {
@@ -80,8 +163,8 @@ std::thread_local! {
     static HOOK: Cell<Option<NonNull<dyn BlockingHook + 'static>>> = const { Cell::new(None) };
 }
 
-/// Runs `f` with `hook` consulted by every single-future blocking wait on this thread (nested
-/// calls stack; the previous hook is restored afterwards, even on panic).
+/// Runs `f` with `hook` consulted by every blocking wait on this thread (nested calls stack;
+/// the previous hook is restored afterwards, even on panic).
 ///
 /// # Examples
 ///
@@ -151,5 +234,53 @@ impl Drop for AfterBlock {
         };
         // SAFETY: as in `before_block`: the hook outlives this wait.
         unsafe { self.hook.as_ref() }.after_block(&blocking);
+    }
+}
+
+/// Consults this thread's hook before a wait over several futures blocks. `headers` gives the
+/// raw headers (whole-cell provenance) of the futures the wait still needs, kept alive by the
+/// caller's handles for the whole wait; it is only called if a hook is installed. `Err(())`
+/// means deadlock; on `Ok(Some(guard))` the guard calls `after_block_on_many` when dropped.
+pub(crate) fn before_block_on_many(
+    needs: Needs,
+    headers: impl FnOnce() -> alloc::vec::Vec<NonNull<Header>>,
+) -> Result<Option<AfterBlockOnMany>, ()> {
+    let Some(hook) = HOOK.with(Cell::get) else {
+        return Ok(None);
+    };
+    let headers = headers();
+    if headers.is_empty() {
+        return Ok(None);
+    }
+    let many = BlockingMany {
+        headers: &headers,
+        needs,
+    };
+    // SAFETY: as in `before_block`: the hook is alive below us on this thread's stack.
+    match unsafe { hook.as_ref() }.before_block_on_many(&many) {
+        Verdict::Block => Ok(Some(AfterBlockOnMany {
+            hook,
+            headers,
+            needs,
+        })),
+        Verdict::Deadlock => Err(()),
+    }
+}
+
+/// Calls the hook's `after_block_on_many` on drop.
+pub(crate) struct AfterBlockOnMany {
+    hook: NonNull<dyn BlockingHook + 'static>,
+    headers: alloc::vec::Vec<NonNull<Header>>,
+    needs: Needs,
+}
+
+impl Drop for AfterBlockOnMany {
+    fn drop(&mut self) {
+        let many = BlockingMany {
+            headers: &self.headers,
+            needs: self.needs,
+        };
+        // SAFETY: as in `before_block`: the hook outlives this wait.
+        unsafe { self.hook.as_ref() }.after_block_on_many(&many);
     }
 }

@@ -96,7 +96,7 @@ mod waitable;
 mod word;
 
 #[cfg(feature = "std")]
-pub use as_completed::{AsCompleted, TimeoutError, as_completed};
+pub use as_completed::{AsCompleted, AsCompletedError, TimeoutError, as_completed};
 pub use awaiting::{IntoResultFuture, ResultFuture};
 pub use callback::CallbackPanic;
 #[cfg(feature = "std")]
@@ -108,7 +108,7 @@ pub use executor::{Executor, SubmitError};
 pub use failure::Failure;
 pub use future::Future;
 #[cfg(feature = "std")]
-pub use hook::{Blocking, BlockingHook, Verdict, with_blocking_hook};
+pub use hook::{Blocking, BlockingHook, BlockingMany, Needs, Verdict, with_blocking_hook};
 #[cfg(feature = "std")]
 pub use map::{Map, MapOptions};
 pub use promise::{Promise, promise};

@@ -54,11 +54,41 @@ impl MapOptions {
 /// - With a timeout, one deadline counts from the `map` call. When it passes, the future being
 ///   waited on and every one not yet yielded are cancelled, the iterator yields
 ///   [`Error::TimedOut`] once, and then ends.
-/// - Without an in-flight window every input is submitted by the `map` call itself; with one,
-///   inputs are pulled and submitted as results are yielded.
+/// - **Work starts at the call.** The `map` call itself submits every input (without an
+///   in-flight window) or the first window's worth (with one); the rest of a windowed input is
+///   pulled and submitted as results are yielded, keeping at most the window in flight.
 /// - A submission the executor refuses yields that refusal as the item's failure.
-/// - Dropping the iterator cancels every task not yet started (as Python's `map` generator does
-///   when closed); tasks already running finish, and their results are dropped.
+/// - **What a drop cancels** (Python's rule, bpo-11777): an iterator dropped before its first
+///   [`next`](Iterator::next) cancels nothing: every call the `map` call submitted runs to
+///   completion and its result is dropped (inputs beyond the first window are never
+///   submitted). Once advanced, dropping it cancels every task submitted and not yet started
+///   (as closing Python's `map` generator does); tasks already running finish, and their
+///   results are dropped.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use concur_core::{Executor, SubmitError, Task};
+///
+/// /// Runs each task as it is submitted.
+/// struct RunAtOnce;
+/// impl Executor for RunAtOnce {
+///     fn execute(&self, task: Task) -> Result<(), SubmitError> {
+///         task.run();
+///         Ok(())
+///     }
+/// }
+///
+/// let ran = Arc::new(AtomicUsize::new(0));
+/// let counter = Arc::clone(&ran);
+/// let map = RunAtOnce.map(move |_| counter.fetch_add(1, Ordering::Relaxed), 0..3);
+/// // The `map` call submitted all three; dropped unread, nothing was cancelled.
+/// drop(map);
+/// assert_eq!(ran.load(Ordering::Relaxed), 3);
+/// ```
+#[must_use = "a map's results are only seen by iterating it (dropped unread, its calls still run)"]
 pub struct Map<'e, E: ?Sized, I, F, T> {
     executor: &'e E,
     f: Arc<F>,
@@ -67,6 +97,8 @@ pub struct Map<'e, E: ?Sized, I, F, T> {
     deadline: Option<Instant>,
     window: Option<NonZeroUsize>,
     ended: bool,
+    /// `next` was called once: from then on a drop cancels what has not started.
+    advanced: bool,
 }
 
 impl<'e, E, I, F, T> Map<'e, E, I, F, T>
@@ -89,6 +121,7 @@ where
             deadline,
             window: options.in_flight,
             ended: false,
+            advanced: false,
         };
         map.refill();
         map
@@ -133,6 +166,7 @@ where
     type Item = Result<T, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        self.advanced = true;
         if self.ended {
             return None;
         }
@@ -164,7 +198,10 @@ impl<E: ?Sized, I, F, T> Map<'_, E, I, F, T> {
 }
 
 impl<E: ?Sized, I, F, T> Drop for Map<'_, E, I, F, T> {
+    /// Cancels what has not started, but only once advanced (see [`Map`]).
     fn drop(&mut self) {
-        self.cancel_all();
+        if self.advanced {
+            self.cancel_all();
+        }
     }
 }

@@ -6,6 +6,7 @@ use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 
 use crate::cell::Cell;
+use crate::header::Claim;
 use crate::{Failure, Future, SetError, word};
 
 /// Creates a pending future and the promise that completes it.
@@ -59,9 +60,13 @@ impl<T> Promise<T> {
 
     /// Claims the future before running its work (Python's `set_running_or_notify_cancel`).
     ///
-    /// Returns false if the future was cancelled: the work must not run, and the promise
-    /// should just be dropped. Returns true if the future is now running (or already was), after
-    /// which `cancel` fails.
+    /// Returns true only to the call that moves the future from PENDING to RUNNING, after which
+    /// `cancel` fails and the work must run. Returns false, leaving the state as it is, if the
+    /// future was cancelled (the work must not run; just drop the promise) or if it is already
+    /// RUNNING because an earlier call claimed it. Python raises on that second call; a `false`
+    /// gives the same answer to "should I run the work now?" (no) without making a misuse a
+    /// panic, so a producer can never believe twice that it claimed the same future.
+    /// [`is_cancelled`](Self::is_cancelled) tells the two `false` cases apart.
     ///
     /// # Examples
     ///
@@ -70,9 +75,12 @@ impl<T> Promise<T> {
     /// assert!(promise.set_running_or_notify_cancel());
     /// assert!(future.is_running());
     /// assert!(!future.cancel());
+    /// // A second claim is refused and changes nothing.
+    /// assert!(!promise.set_running_or_notify_cancel());
+    /// assert!(future.is_running() && !promise.is_cancelled());
     /// ```
     pub fn set_running_or_notify_cancel(&self) -> bool {
-        self.cell().header.start()
+        self.cell().header.claim() == Claim::Won
     }
 
     /// Whether the future was cancelled (the producer may skip its work).
@@ -133,7 +141,9 @@ impl<T> Promise<T> {
     /// Runs `work` if the future was not cancelled, and completes the future with its value or,
     /// with `std`, with its panic (caught, so it never unwinds into the caller).
     ///
-    /// This is what an executor's worker does with a submitted task.
+    /// This is what an executor's worker does with a submitted task. Called after an explicit
+    /// [`set_running_or_notify_cancel`](Self::set_running_or_notify_cancel) that said true, it
+    /// still runs the work.
     ///
     /// # Examples
     ///
@@ -144,7 +154,9 @@ impl<T> Promise<T> {
     /// assert_eq!(failure.panic_message(), Some("boom"));
     /// ```
     pub fn run(self, work: impl FnOnce() -> T) {
-        if !self.set_running_or_notify_cancel() {
+        // `Taken` on a live promise can only mean this producer claimed it already (finishing
+        // consumes the promise), so the work is still this producer's to run.
+        if self.cell().header.claim() == Claim::Cancelled {
             return;
         }
         #[cfg(feature = "std")]

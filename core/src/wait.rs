@@ -4,6 +4,7 @@
 use alloc::vec::Vec;
 use std::time::{Duration, Instant};
 
+use crate::hook::Needs;
 use crate::wait_set::{Mode, WaitSet};
 use crate::waitable::{Waitable, key};
 
@@ -25,9 +26,23 @@ pub enum ReturnWhen {
 pub struct Waited<F> {
     futures: Vec<F>,
     done: usize,
+    deadlock: bool,
 }
 
 impl<F> Waited<F> {
+    /// Whether the wait returned early because it could never end: this thread's
+    /// [`BlockingHook`](crate::BlockingHook) found that the futures it still needed wait,
+    /// through running tasks, on the task making this call (a thread pool's worker; see
+    /// `concur_pool::ThreadPool`). The split is then the one at that moment, as after a
+    /// timeout.
+    ///
+    /// With [`ReturnWhen::AllCompleted`] that is the case when *any* unfinished future waits
+    /// on this task; with [`ReturnWhen::FirstCompleted`] and [`ReturnWhen::FirstException`]
+    /// only when *every* one does (one that can finish, or fail, may still end the wait).
+    pub fn is_deadlock(&self) -> bool {
+        self.deadlock
+    }
+
     /// The futures that were done (finished or cancelled).
     pub fn done(&self) -> &[F] {
         &self.futures[..self.done]
@@ -81,10 +96,22 @@ where
     let deadline = timeout.map(crate::blocking::deadline_after);
     let mut futures: Vec<I::Item> = futures.into_iter().collect();
     dedup(&mut futures);
+    let mut deadlock = false;
     if !holds(&futures, return_when) && deadline.is_none_or(|d| d > Instant::now()) {
-        block(&futures, return_when, deadline);
+        deadlock = block(&futures, return_when, deadline) == Blocked::Deadlock;
     }
-    split(futures)
+    let mut waited = split(futures);
+    waited.deadlock = deadlock;
+    waited
+}
+
+/// How [`block`] ended.
+#[derive(PartialEq, Eq)]
+enum Blocked {
+    /// The condition holds, or the deadline passed.
+    Returned,
+    /// This thread's blocking hook said the condition could never hold.
+    Deadlock,
 }
 
 /// Drops duplicates in place (sorting by identity, so the order is unspecified).
@@ -121,7 +148,23 @@ fn holds<F: Waitable>(futures: &[F], return_when: ReturnWhen) -> bool {
     }
 }
 
-fn block<F: Waitable>(futures: &[F], return_when: ReturnWhen, deadline: Option<Instant>) {
+fn block<F: Waitable>(
+    futures: &[F],
+    return_when: ReturnWhen,
+    deadline: Option<Instant>,
+) -> Blocked {
+    let needs = match return_when {
+        ReturnWhen::AllCompleted => Needs::All,
+        ReturnWhen::FirstCompleted | ReturnWhen::FirstException => Needs::Any,
+    };
+    let Ok(_after_block) = crate::hook::before_block_on_many(needs, || unfinished(futures)) else {
+        // It may have become true meanwhile (a future finished as the hook looked).
+        return if holds(futures, return_when) {
+            Blocked::Returned
+        } else {
+            Blocked::Deadlock
+        };
+    };
     let mode = match return_when {
         ReturnWhen::FirstCompleted => Mode::FirstCompleted,
         ReturnWhen::FirstException => Mode::FirstException,
@@ -139,6 +182,18 @@ fn block<F: Waitable>(futures: &[F], return_when: ReturnWhen, deadline: Option<I
     }
     set.block_until(WaitSet::is_signalled, deadline);
     set.leave(|index| futures.get(index).map(|f| f.header()));
+    Blocked::Returned
+}
+
+/// The raw headers of the futures not done yet, for the blocking hook.
+pub(crate) fn unfinished<'a, F: Waitable + 'a>(
+    futures: impl IntoIterator<Item = &'a F>,
+) -> Vec<core::ptr::NonNull<crate::header::Header>> {
+    futures
+        .into_iter()
+        .filter(|f| !f.is_done())
+        .map(|f| f.raw_header())
+        .collect()
 }
 
 /// Moves the done futures to the front.
@@ -150,5 +205,9 @@ fn split<F: Waitable>(mut futures: Vec<F>) -> Waited<F> {
             done += 1;
         }
     }
-    Waited { futures, done }
+    Waited {
+        futures,
+        done,
+        deadlock: false,
+    }
 }

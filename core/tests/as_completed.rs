@@ -9,7 +9,9 @@ use std::thread;
 use std::time::Duration;
 
 use common::DropCounter;
-use concur_core::{AnyFuture, Future, Promise, TimeoutError, as_completed, promise};
+use concur_core::{
+    AnyFuture, AsCompletedError, Future, Promise, TimeoutError, as_completed, promise,
+};
 
 fn pending(n: usize) -> (Vec<Promise<u32>>, Vec<Future<u32>>) {
     (0..n).map(|_| promise::<u32>()).unzip()
@@ -69,11 +71,12 @@ fn timeout_reports_unfinished_counts_then_ends() {
     let error = iter.next().unwrap().unwrap_err();
     assert_eq!(
         error,
-        TimeoutError {
+        AsCompletedError::TimedOut(TimeoutError {
             unfinished: 2,
             total: 3
-        }
+        })
     );
+    assert!(error.is_timeout() && !error.is_deadlock() && error.unfinished() == 2);
     assert_eq!(error.to_string(), "2 (of 3) futures unfinished");
     assert!(iter.next().is_none());
     drop(iter);

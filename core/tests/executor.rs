@@ -1,8 +1,9 @@
 //! The `Executor` trait's provided `submit` and `map` (Python's `Executor.submit` / `map`).
 
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -26,6 +27,11 @@ struct Manual {
 }
 
 impl Manual {
+    fn run_first(&self) {
+        let task = self.queue.lock().unwrap().remove(0);
+        task.run();
+    }
+
     fn run_all(&self) -> usize {
         let tasks: Vec<_> = self.queue.lock().unwrap().drain(..).collect();
         let n = tasks.len();
@@ -130,13 +136,46 @@ fn map_window_bounds_what_is_in_flight() {
 }
 
 #[test]
-fn dropping_map_cancels_unstarted_tasks() {
+fn a_map_dropped_unread_cancels_nothing_and_its_calls_run() {
+    let executor = Manual::default();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&ran);
+    let results = executor.map(move |_: u32| counter.fetch_add(1, Ordering::Relaxed), 0..10);
+    // Submitted by the `map` call, before any `next`.
+    assert_eq!(executor.queue.lock().unwrap().len(), 10);
+    drop(results);
+    assert_eq!(executor.run_all(), 10);
+    assert_eq!(ran.load(Ordering::Relaxed), 10);
+}
+
+#[test]
+fn a_windowed_map_submits_its_first_window_at_the_call() {
+    let executor = Manual::default();
+    let window = NonZeroUsize::new(3).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&ran);
+    let results = executor.map_with(
+        move |_: u64| counter.fetch_add(1, Ordering::Relaxed),
+        0..,
+        MapOptions::new().in_flight(window),
+    );
+    assert_eq!(executor.queue.lock().unwrap().len(), 3);
+    drop(results);
+    // Not cancelled: the three run; nothing past the window was ever submitted.
+    assert_eq!(executor.run_all(), 3);
+    assert_eq!(ran.load(Ordering::Relaxed), 3);
+}
+
+#[test]
+fn a_map_advanced_then_dropped_cancels_what_has_not_started() {
     let executor = Manual::default();
     let (tx, rx) = mpsc::channel();
-    let results = executor.map(move |x: u32| tx.send(x).unwrap(), 0..3);
+    let mut results = executor.map(move |x: u32| tx.send(x).unwrap(), 0..10);
+    executor.run_first();
+    results.next().unwrap().unwrap();
     drop(results);
     executor.run_all();
-    assert!(rx.try_recv().is_err());
+    assert_eq!(rx.try_iter().collect::<Vec<_>>(), [0]);
 }
 
 #[test]

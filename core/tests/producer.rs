@@ -31,11 +31,35 @@ fn set_running_after_cancel_returns_false() {
 }
 
 #[test]
-fn set_running_twice_stays_running() {
+fn set_running_twice_says_false_and_leaves_it_running() {
     let (promise, future) = promise::<u8>();
     assert!(promise.set_running_or_notify_cancel());
-    assert!(promise.set_running_or_notify_cancel());
+    assert!(
+        !promise.set_running_or_notify_cancel(),
+        "a second claim must not claim the future again"
+    );
     assert!(future.is_running());
+    assert!(!promise.is_cancelled());
+    assert!(!future.cancel());
+    promise.set_result(5).unwrap();
+    assert_eq!(*future.result().unwrap(), 5);
+}
+
+#[test]
+fn run_after_an_explicit_claim_still_runs_the_work() {
+    let (promise, future) = promise::<u8>();
+    assert!(promise.set_running_or_notify_cancel());
+    promise.run(|| 9);
+    assert_eq!(*future.result().unwrap(), 9);
+}
+
+#[test]
+fn set_running_after_cancel_stays_false_and_cancelled() {
+    let (promise, future) = promise::<u8>();
+    assert!(future.cancel());
+    assert!(!promise.set_running_or_notify_cancel());
+    assert!(!promise.set_running_or_notify_cancel());
+    assert!(future.is_cancelled());
 }
 
 #[test]

@@ -39,7 +39,8 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// The defaults: as many workers as [`std::thread::available_parallelism`], threads named
+    /// The defaults: `min(32, available_parallelism + 4)` workers (Python's
+    /// `ThreadPoolExecutor` default, see [`max_workers`](Builder::max_workers)), threads named
     /// `ThreadPool-{N}_{i}`, no initializer, the platform's stack size.
     pub fn new() -> Self {
         Self::default()
@@ -48,7 +49,21 @@ impl Builder {
     /// The most worker threads (Python's `max_workers`). Workers start one at a time, when a
     /// submit finds no idle worker, up to this many.
     ///
+    /// The default is Python's: `min(32, cpus + 4)`, with `cpus` from
+    /// [`std::thread::available_parallelism`] (1 if unknown). A thread pool's tasks mostly block
+    /// on I/O, so it keeps a few more threads than CPUs, and at most 32 so that a large machine
+    /// does not start hundreds of threads. (`concur_process::ProcessPool` defaults to the CPU
+    /// count, as Python's `ProcessPoolExecutor` does: its workers compute.)
+    ///
     /// [`build`](Builder::build) fails if it is 0 or above [`MAX_WORKERS`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concur_pool::ThreadPool::builder().build().unwrap();
+    /// let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// assert_eq!(pool.max_workers(), (cpus + 4).min(32));
+    /// ```
     pub fn max_workers(mut self, max_workers: usize) -> Self {
         self.max_workers = Some(max_workers);
         self
@@ -92,9 +107,7 @@ impl Builder {
             Some(0) => return Err(BuildError::zero_workers()),
             Some(n) if n > MAX_WORKERS => return Err(BuildError::too_many_workers(n)),
             Some(n) => n,
-            None => std::thread::available_parallelism()
-                .map_or(1, NonZeroUsize::get)
-                .min(MAX_WORKERS),
+            None => default_max_workers(),
         };
         if self
             .thread_name_prefix
@@ -110,6 +123,12 @@ impl Builder {
             stack_size: self.stack_size,
         }))
     }
+}
+
+/// Python's `ThreadPoolExecutor` default: `min(32, cpus + 4)`.
+fn default_max_workers() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    cpus.saturating_add(4).min(32).min(MAX_WORKERS)
 }
 
 impl fmt::Debug for Builder {

@@ -50,6 +50,7 @@ mod queue;
 mod scope;
 mod sleep;
 mod sync;
+mod wait_for;
 mod worker;
 
 pub use builder::{Builder, MAX_WORKERS};

@@ -11,7 +11,7 @@ use crossbeam_utils::CachePadded;
 use crate::builder::Config;
 use crate::queue::Queue;
 use crate::sleep::{Control, Refused};
-use crate::worker::{self, BodyDone, WaitFor};
+use crate::worker::{self, BodyDone};
 use crate::{BrokenThreadPool, BuildError, Builder};
 
 /// Numbers pools (for their identity and their default thread names).
@@ -30,11 +30,18 @@ static POOLS: AtomicUsize = AtomicUsize::new(0);
 ///   once per 31 submits).
 /// - **Panics** in a task become that future's [`Failure`]; the worker goes on.
 /// - **No self-deadlock.** A task that blocks on a future of its own pool that is still queued
-///   runs it inline instead; a task whose wait would close a wait-for cycle between the pool's
-///   running tasks gets [`Error::Deadlock`](concur_core::Error::Deadlock) instead of hanging
-///   (single-future waits: `result`, `error`, `wait`, `into_result` and their timed forms;
-///   `concur_core::wait` and `as_completed` block without asking, and a cycle that passes
-///   through another pool's tasks is not seen).
+///   runs it inline instead (single-future waits). A task whose wait could never end, because
+///   what it waits for waits (through running tasks of any thread pool in the process) on
+///   it, is told so instead of hanging: single-future waits (`result`, `error`, `wait`,
+///   `into_result` and their timed forms) return
+///   [`Error::Deadlock`](concur_core::Error::Deadlock), [`concur_core::wait`] returns with
+///   [`Waited::is_deadlock`](concur_core::Waited::is_deadlock) set, and `as_completed` yields
+///   [`AsCompletedError::Deadlock`](concur_core::AsCompletedError::Deadlock). `AllCompleted`
+///   is a deadlock when any unfinished future waits back; `FirstCompleted`,
+///   `FirstException` and an `as_completed` step only when every unfinished one does. The
+///   wait that closes the cycle gets the error; the others then proceed. A process pool's
+///   future is never part of a cycle (its worker is another process), and neither is a
+///   promise or a queued task: only tasks blocked in a wait count.
 /// - **Handles.** `ThreadPool` is a cheap cloneable handle. Dropping the last one shuts the pool
 ///   down as `shutdown(wait = true, cancel_futures = false)`: queued work runs, then the
 ///   workers are joined (Python's `with` block).
@@ -99,7 +106,7 @@ impl ThreadPool {
             config,
             workers: Mutex::new(Workers::default()),
             exited: Condvar::new(),
-            wait_for: Mutex::new(WaitFor::default()),
+            joining: Mutex::new(()),
         });
         // The address is unique while the pool lives, and a task carries its pool's id only
         // while the pool holds it (see `Shared::id`).
@@ -161,8 +168,10 @@ impl ThreadPool {
     /// Python's `map(f, *iterables)` zips its iterables; here zip them yourself:
     /// `pool.map(|(a, b)| a + b, xs.into_iter().zip(ys))`.
     ///
-    /// Dropping the iterator early cancels every task not yet started; tasks already running
-    /// finish and their results are dropped.
+    /// Work starts at this call: every input is submitted before it returns. Dropped before
+    /// its first `next`, the iterator cancels nothing (every call runs, as in Python); dropped
+    /// after, it cancels every task not yet started, and tasks already running finish with
+    /// their results dropped.
     ///
     /// # Examples
     ///
@@ -187,7 +196,8 @@ impl ThreadPool {
     /// [`map`](ThreadPool::map) with a timeout (one deadline from this call: when it passes,
     /// the iterator yields [`Error::TimedOut`](concur_core::Error::TimedOut) once, cancels the
     /// rest and ends) and an in-flight window (at most that many inputs submitted and not yet
-    /// yielded, for long or endless inputs).
+    /// yielded, for long or endless inputs). The first window is submitted by this call; a
+    /// drop cancels as for [`map`](ThreadPool::map).
     ///
     /// # Examples
     ///
@@ -252,9 +262,35 @@ impl ThreadPool {
         self.shared().config.max_workers
     }
 
-    /// How many worker threads were started so far.
+    /// How many worker threads were started so far (never decreases; see
+    /// [`live_workers`](ThreadPool::live_workers) for the threads alive now).
     pub fn spawned_workers(&self) -> usize {
         self.shared().workers().spawned
+    }
+
+    /// How many worker threads are alive now (a snapshot): started and not yet out of their
+    /// worker function. Idle workers are alive (they are reused, not restarted); a worker
+    /// leaves only at shutdown or when its initializer fails.
+    ///
+    /// It is 0 before the first submit, 1 after one task on a fresh pool, and 0 once
+    /// [`shutdown(wait = true, ..)`](ThreadPool::shutdown) returns on a thread that is not one
+    /// of this pool's workers: that call joins every worker thread, so by then each has
+    /// really ended (its thread-locals dropped too), not only counted itself out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concur_pool::ThreadPool::new(4).unwrap();
+    /// assert_eq!(pool.live_workers(), 0);
+    /// pool.submit(|| ()).unwrap().result().unwrap();
+    /// pool.submit(|| ()).unwrap().result().unwrap();
+    /// assert_eq!(pool.live_workers(), 1); // the idle worker was reused
+    /// pool.shutdown(true, false);
+    /// assert_eq!(pool.live_workers(), 0);
+    /// assert_eq!(pool.spawned_workers(), 1);
+    /// ```
+    pub fn live_workers(&self) -> usize {
+        self.shared().workers().alive
     }
 
     /// How many tasks are queued and not yet taken by a worker (a snapshot).
@@ -290,10 +326,15 @@ impl Executor for ThreadPool {
 impl fmt::Debug for ThreadPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shared = self.shared();
+        let (spawned, alive) = {
+            let workers = shared.workers();
+            (workers.spawned, workers.alive)
+        };
         f.debug_struct("ThreadPool")
             .field("max_workers", &shared.config.max_workers)
             .field("thread_name_prefix", &shared.prefix)
-            .field("spawned_workers", &shared.workers().spawned)
+            .field("spawned_workers", &spawned)
+            .field("live_workers", &alive)
             .field("queued", &shared.queue.len())
             .field("closed", &shared.control.is_closed())
             .field("broken", &shared.broken().is_some())
@@ -306,7 +347,8 @@ impl fmt::Debug for ThreadPool {
 struct Workers {
     /// Threads started so far (they are numbered in this order).
     spawned: usize,
-    /// Threads whose worker function has not returned.
+    /// Threads whose worker function has not returned (decremented as the last thing it
+    /// does).
     alive: usize,
     /// Join handles not yet joined.
     handles: Vec<JoinHandle<()>>,
@@ -333,16 +375,14 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     workers: Mutex<Workers>,
     exited: Condvar,
-    wait_for: Mutex<WaitFor>,
+    /// Held while joining, so that a second `shutdown(wait = true)` returns only after the
+    /// first one's joins (every worker thread really ended, not just counted out).
+    joining: Mutex<()>,
 }
 
 impl Shared {
     fn workers(&self) -> MutexGuard<'_, Workers> {
         self.workers.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn wait_for(&self) -> MutexGuard<'_, WaitFor> {
-        self.wait_for.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The failure every task and submit gets once the pool is broken.
@@ -475,12 +515,15 @@ impl Shared {
     fn join_workers(&self) {
         // Submits in flight may still start a worker; none is admitted after them.
         self.control.wait_for_submitters();
+        let _joining = self.joining.lock().unwrap_or_else(PoisonError::into_inner);
         let handles = core::mem::take(&mut self.workers().handles);
         for handle in handles {
             // A worker thread only ends by returning (panics are caught inside it).
             let _ = handle.join();
         }
-        // Another caller may have taken some handles: wait for those workers too.
+        // Every handle was joined, by us or by a caller that held `joining` before us; a
+        // worker whose spawn handle never reached the list is not possible (pushed under the
+        // same lock that counts it alive), so this only confirms the count.
         let mut workers = self.workers();
         while workers.alive > 0 {
             workers = self

@@ -2,14 +2,16 @@
 //! own pending tasks inline and reports wait-for cycles (DESIGN §4 "No self-deadlock").
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use concur_core::{Blocking, BlockingHook, Failure, Task, Verdict, with_blocking_hook};
+use concur_core::{
+    Blocking, BlockingHook, BlockingMany, Failure, Needs, Task, Verdict, with_blocking_hook,
+};
 
 use crate::BrokenThreadPool;
 use crate::pool::Shared;
 use crate::sleep::{Idle, Parker};
+use crate::wait_for;
 
 /// Spin rounds (exponential backoff, 1 to 4 pauses) before a worker starts yielding. Short: on
 /// a machine with more runnable threads than cores a pausing worker takes CPU from the thread
@@ -180,13 +182,26 @@ struct Hook<'a> {
     state: &'a WorkerState,
 }
 
+impl Hook<'_> {
+    /// The task this thread is running (the innermost inline run).
+    fn current_task(&self) -> Option<usize> {
+        self.state.stack.borrow().last().copied()
+    }
+
+    fn end_wait(&self) {
+        if let Some(waiter) = self.current_task() {
+            wait_for::graph().unblock(waiter);
+        }
+    }
+}
+
 impl BlockingHook for Hook<'_> {
     fn before_block(&self, future: &Blocking<'_>) -> Verdict {
-        let Some(waiter) = self.state.stack.borrow().last().copied() else {
+        let Some(waiter) = self.current_task() else {
             return Verdict::Block;
         };
         let target = future.id();
-        if !self.shared.wait_for().block(waiter, target) {
+        if !wait_for::graph().block(waiter, Needs::All, vec![target]) {
             return Verdict::Deadlock;
         }
         if future.owner() == Some(self.shared.id) {
@@ -200,49 +215,25 @@ impl BlockingHook for Hook<'_> {
     }
 
     fn after_block(&self, _future: &Blocking<'_>) {
-        let waiter = self.state.stack.borrow().last().copied();
-        if let Some(waiter) = waiter {
-            self.shared.wait_for().unblock(waiter);
-        }
-    }
-}
-
-/// The pool's wait-for graph: which running task is blocked on which future.
-///
-/// Invariant: acyclic (an edge that would close a cycle is refused, and its waiter gets
-/// [`Error::Deadlock`](concur_core::Error::Deadlock)); at most one edge leaves each task (a
-/// thread blocks on one future at a time, and an inline run is a new task on top of its
-/// waiter). Ids are task/future cell addresses, alive while their edges exist: the waiter is
-/// running, and the target is held by the waiter's handle.
-///
-/// A task running lower on a thread's stack than an inline run has an edge to the task run
-/// inline above it (it is blocked on it), so one walk covers both the seeds' `wait_on_a` /
-/// `wait_on_b` cycle across workers and a task waiting on a task below it on its own stack.
-#[derive(Debug, Default)]
-pub(crate) struct WaitFor {
-    edges: HashMap<usize, usize>,
-}
-
-impl WaitFor {
-    /// Records that task `waiter` blocks on future `target`; returns false, recording nothing,
-    /// if that would close a cycle.
-    pub(crate) fn block(&mut self, waiter: usize, target: usize) -> bool {
-        let mut at = target;
-        loop {
-            if at == waiter {
-                return false;
-            }
-            match self.edges.get(&at) {
-                Some(&next) => at = next,
-                None => break,
-            }
-        }
-        self.edges.insert(waiter, target);
-        true
+        self.end_wait();
     }
 
-    /// Removes `waiter`'s edge: its wait ended.
-    pub(crate) fn unblock(&mut self, waiter: usize) {
-        self.edges.remove(&waiter);
+    /// `wait` over several futures and `as_completed` steps: recorded in the same graph, as
+    /// needing any one or all of them; no inline run (a queued task of ours among them waits
+    /// for a worker like any other).
+    fn before_block_on_many(&self, futures: &BlockingMany<'_>) -> Verdict {
+        let Some(waiter) = self.current_task() else {
+            return Verdict::Block;
+        };
+        let targets = futures.futures().map(|f| f.id()).collect();
+        if wait_for::graph().block(waiter, futures.needs(), targets) {
+            Verdict::Block
+        } else {
+            Verdict::Deadlock
+        }
+    }
+
+    fn after_block_on_many(&self, _futures: &BlockingMany<'_>) {
+        self.end_wait();
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use concur_core::{Error, Future};
+use concur_core::{Error, Future, ReturnWhen, as_completed, wait};
 use concur_pool::ThreadPool;
 
 /// The seeds' `wait_on_future`, with `max_workers=1`: the only worker runs a task that submits
@@ -244,4 +244,235 @@ fn into_result_on_a_task_run_inline_keeps_the_cell_for_the_queued_task() {
     for _ in 0..100 {
         pool.submit(|| ()).unwrap().result().unwrap();
     }
+}
+
+// Multi-future waits (`wait`, `as_completed`) and cycles across pools. The tasks' own waits
+// carry a long timeout only so that a regression fails the test instead of hanging it.
+
+/// A failure bound for a task's wait, never reached when the code is right.
+const BOUND: Duration = Duration::from_secs(30);
+
+/// How a task's wait ended, for the assertions.
+#[derive(Clone, Debug, PartialEq)]
+enum Saw {
+    Value,
+    Deadlock,
+    Other(String),
+}
+
+fn single<T>(f: &Future<T>) -> Saw {
+    match f.result_timeout(BOUND) {
+        Ok(_) => Saw::Value,
+        Err(Error::Deadlock) => Saw::Deadlock,
+        Err(other) => Saw::Other(other.to_string()),
+    }
+}
+
+fn many<'a>(fs: impl IntoIterator<Item = &'a Future<Saw>>, when: ReturnWhen) -> Saw {
+    let waited = wait(fs, Some(BOUND), when);
+    if waited.is_deadlock() {
+        Saw::Deadlock
+    } else if waited.done().is_empty() {
+        Saw::Other("timed out".into())
+    } else {
+        Saw::Value
+    }
+}
+
+type Slot = Arc<OnceLock<Future<Saw>>>;
+
+/// Submits one task per body on `pools[i]`, each handed every task's future (through slots
+/// filled after all are submitted) once all of them are running; returns what each saw.
+/// A task body, given every task's future.
+type Body = Box<dyn Fn(&[Slot]) -> Saw + Send>;
+
+fn run_tasks(pools: &[&ThreadPool], bodies: Vec<Body>) -> Vec<Saw> {
+    let slots: Vec<Slot> = (0..bodies.len()).map(|_| Arc::default()).collect();
+    let gate = Arc::new(Barrier::new(bodies.len() + 1));
+    let futures: Vec<Future<Saw>> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let (slots, gate) = (slots.clone(), gate.clone());
+            pools[i]
+                .submit(move || {
+                    gate.wait();
+                    body(&slots)
+                })
+                .unwrap()
+        })
+        .collect();
+    for (slot, f) in slots.iter().zip(&futures) {
+        slot.set(f.clone()).unwrap();
+    }
+    gate.wait();
+    futures
+        .iter()
+        .map(|f| f.result_timeout(Duration::from_secs(60)).unwrap().clone())
+        .collect()
+}
+
+fn get(slots: &[Slot], i: usize) -> &Future<Saw> {
+    slots[i].get().unwrap()
+}
+
+fn deadlocks(saw: &[Saw]) -> usize {
+    saw.iter().filter(|s| **s == Saw::Deadlock).count()
+}
+
+/// The seeds' `wait_on_a` / `wait_on_b`, where `a` waits with `wait(AllCompleted)` on `b` and
+/// on a promise that a third task completes: one unfinishable future is enough to make it a
+/// deadlock, reported once, to whichever wait closes the cycle.
+#[test]
+fn wait_all_completed_closing_the_seeds_cycle_is_a_deadlock() {
+    let pool = ThreadPool::new(3).unwrap();
+    let (promise, free) = concur_core::promise::<Saw>();
+    let promise = std::sync::Mutex::new(Some(promise));
+    let saw = run_tasks(
+        &[&pool, &pool, &pool],
+        vec![
+            Box::new(move |s| many([get(s, 1), &free], ReturnWhen::AllCompleted)),
+            Box::new(|s| single(get(s, 0))),
+            Box::new(move |_| {
+                let promise = promise.lock().unwrap().take().unwrap();
+                promise.set_result(Saw::Value).unwrap();
+                Saw::Value
+            }),
+        ],
+    );
+    assert_eq!(deadlocks(&saw), 1, "{saw:?}");
+    assert!(
+        saw.iter().all(|s| matches!(s, Saw::Value | Saw::Deadlock)),
+        "{saw:?}"
+    );
+}
+
+/// `wait(FirstCompleted)` on two tasks that both wait on the waiter: a deadlock, reported to
+/// whichever wait closes it, once.
+#[test]
+fn wait_first_completed_on_tasks_that_all_wait_back_is_a_deadlock() {
+    let pool = ThreadPool::new(3).unwrap();
+    let saw = run_tasks(
+        &[&pool, &pool, &pool],
+        vec![
+            Box::new(|s| many([get(s, 1), get(s, 2)], ReturnWhen::FirstCompleted)),
+            Box::new(|s| single(get(s, 0))),
+            Box::new(|s| single(get(s, 0))),
+        ],
+    );
+    assert_eq!(deadlocks(&saw), 1, "{saw:?}");
+}
+
+/// Runs `body` in a task `a` of a two-worker pool once a second task `b` is parked waiting on
+/// `a`, with `b` and a promise that the test completes once something waits on it (a real
+/// condition, not a delay: a wait links its nodes after its hook let it block). Returns what
+/// `body` returned and what `b` saw.
+fn with_a_task_waiting_back<R>(
+    body: impl FnOnce(&Future<Saw>, &Future<Saw>) -> R + Send + 'static,
+) -> (R, Saw)
+where
+    R: Clone + Send + Sync + 'static,
+{
+    let pool = ThreadPool::new(2).unwrap();
+    let (promise, free) = concur_core::promise::<Saw>();
+    let watched = free.clone();
+    let slot = Arc::new(OnceLock::new());
+    let gate = Arc::new(Barrier::new(2));
+    let (a_slot, a_gate, inner) = (slot.clone(), gate.clone(), pool.clone());
+    let a = pool
+        .submit(move || {
+            a_gate.wait();
+            let me: Future<_> = Future::clone(a_slot.get().unwrap());
+            let b = inner.submit(move || single(&me)).unwrap();
+            // `b` runs on the second worker; wait until it is parked on us.
+            while !a_slot.get().unwrap().has_waiters() {
+                thread::yield_now();
+            }
+            (body(&b, &free), b)
+        })
+        .unwrap();
+    slot.set(a.clone()).unwrap();
+    gate.wait();
+    while !watched.has_waiters() {
+        thread::yield_now();
+    }
+    promise.set_result(Saw::Value).unwrap();
+    let (seen, b) = a.result_timeout(Duration::from_secs(60)).unwrap().clone();
+    let b_saw = b.result_timeout(Duration::from_secs(60)).unwrap().clone();
+    (seen, b_saw)
+}
+
+/// No false positive: `wait(FirstCompleted)` on a task that waits back and on a promise that
+/// can still finish. Neither wait is a deadlock.
+#[test]
+fn wait_first_completed_with_one_future_that_can_finish_just_waits() {
+    let (seen, b_saw) =
+        with_a_task_waiting_back(|b, free| many([b, free], ReturnWhen::FirstCompleted));
+    assert_eq!((seen, b_saw), (Saw::Value, Saw::Value));
+}
+
+/// `as_completed` over a task that waits back: the step that would block forever, or the
+/// other task's wait, reports the cycle, once.
+#[test]
+fn as_completed_on_a_task_that_waits_back_is_a_deadlock() {
+    let pool = ThreadPool::new(2).unwrap();
+    let saw = run_tasks(
+        &[&pool, &pool],
+        vec![
+            Box::new(|s| match as_completed([get(s, 1)], Some(BOUND)).next() {
+                Some(Ok(_)) => Saw::Value,
+                Some(Err(e)) if e.is_deadlock() => Saw::Deadlock,
+                other => Saw::Other(format!("{other:?}")),
+            }),
+            Box::new(|s| single(get(s, 0))),
+        ],
+    );
+    assert_eq!(deadlocks(&saw), 1, "{saw:?}");
+}
+
+/// `as_completed` yields what can finish, then reports the deadlock once every unfinished
+/// future waits back (after the promise, only the task waiting on us is left).
+#[test]
+fn as_completed_yields_what_can_finish_before_reporting_the_cycle() {
+    let (steps, b_saw) = with_a_task_waiting_back(|b, free| {
+        as_completed([b, free], Some(BOUND))
+            .map(|item| match item {
+                Ok(_) => Saw::Value,
+                Err(e) if e.is_deadlock() => Saw::Deadlock,
+                Err(e) => Saw::Other(e.to_string()),
+            })
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(steps, [Saw::Value, Saw::Deadlock]);
+    assert_eq!(b_saw, Saw::Value);
+}
+
+/// The seeds' `wait_on_a` / `wait_on_b` with `a` and `b` on two different one-worker pools:
+/// the cycle spans the pools and is reported once.
+#[test]
+fn the_seeds_cycle_across_two_pools_is_a_deadlock() {
+    let (pool_a, pool_b) = (ThreadPool::new(1).unwrap(), ThreadPool::new(1).unwrap());
+    let saw = run_tasks(
+        &[&pool_a, &pool_b],
+        vec![
+            Box::new(|s| single(get(s, 1))),
+            Box::new(|s| single(get(s, 0))),
+        ],
+    );
+    assert_eq!(deadlocks(&saw), 1, "{saw:?}");
+}
+
+/// Across two pools through `wait(AllCompleted)`, and no false positive when the other
+/// pool's task waits on something else.
+#[test]
+fn waits_across_two_pools_without_a_cycle_just_wait() {
+    let (pool_a, pool_b) = (ThreadPool::new(1).unwrap(), ThreadPool::new(1).unwrap());
+    let b = pool_b.submit(|| Saw::Value).unwrap();
+    let a = pool_a
+        .submit(move || many([&b], ReturnWhen::AllCompleted))
+        .unwrap();
+    assert_eq!(
+        *a.result_timeout(Duration::from_secs(60)).unwrap(),
+        Saw::Value
+    );
 }

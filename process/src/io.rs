@@ -497,7 +497,7 @@ impl Io {
                 break;
             };
             // Claiming runs no user code (callbacks of a cancelled future ran at cancel).
-            if !job.completion.start() {
+            if !job.claim() {
                 continue;
             }
             if worker.in_flight.is_empty() {

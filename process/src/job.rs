@@ -25,7 +25,20 @@ pub(crate) struct Job {
     /// Kill the worker as soon as this call starts (its cancel arrived while it was queued in
     /// the worker's pipe).
     pub(crate) kill_on_start: bool,
+    /// Its future was claimed (a call sent once and requeued, or written express and then
+    /// queued, is not claimed again: a second claim is refused).
+    pub(crate) claimed: bool,
     pub(crate) completion: Box<dyn Completion>,
+}
+
+impl Job {
+    /// Claims the job's future once, before its first send; false if it was cancelled.
+    pub(crate) fn claim(&mut self) -> bool {
+        if !self.claimed {
+            self.claimed = self.completion.start();
+        }
+        self.claimed
+    }
 }
 
 /// The consumer side of a job, type-erased.

@@ -109,12 +109,17 @@ enum Current {
 ///   yields its [`Error::Failed`] and iteration goes on.
 /// - With a timeout, one deadline counts from the `map` call. When it passes, every chunk not
 ///   yet started is cancelled, the iterator yields [`Error::TimedOut`] once, and then ends.
-/// - Without an in-flight window every input is encoded and queued by the `map` call itself;
-///   with one, inputs are pulled as results are yielded.
+/// - **Work starts at the call.** Without an in-flight window every input is encoded and
+///   queued by the `map` call itself; with one, the first window is, and later inputs are
+///   pulled as results are yielded.
 /// - A submission the pool refuses (shut down, broken) yields the refusal as each item's
 ///   failure.
-/// - Dropping the iterator cancels every chunk not yet started; running ones finish and their
-///   results are dropped.
+/// - **What a drop cancels** (Python's rule, bpo-11777): dropped before its first `next`, the
+///   iterator cancels nothing, and every chunk the `map` call queued runs to completion (its
+///   results dropped). Once advanced, dropping it cancels every chunk not yet sent to a worker
+///   (a chunk prefetched into a worker's pipe counts as started); running ones finish and
+///   their results are dropped.
+#[must_use = "a map's results are only seen by iterating it (dropped unread, its calls still run)"]
 pub struct Map<'p, A, R, I: Iterator> {
     pool: &'p ProcessPool,
     task: Task<A, R>,
@@ -129,6 +134,8 @@ pub struct Map<'p, A, R, I: Iterator> {
     /// Inputs submitted and not yet yielded.
     outstanding: usize,
     ended: bool,
+    /// `next` was called once: from then on a drop cancels what has not started.
+    advanced: bool,
     _results: PhantomData<fn() -> R>,
 }
 
@@ -160,6 +167,7 @@ where
             current: None,
             outstanding: 0,
             ended: false,
+            advanced: false,
             _results: PhantomData,
         };
         map.refill();
@@ -214,6 +222,7 @@ where
                     items: len as u32,
                     key: 0,
                     kill_on_start: false,
+                    claimed: false,
                     completion: Box::new(Chunk {
                         promise,
                         future: Some(CancelHandle::new(future.clone())),
@@ -249,14 +258,6 @@ where
                     self.pending
                         .push_back(Pending::Failed(failure.clone(), len));
                 }
-            }
-        }
-    }
-
-    fn cancel_all(&mut self) {
-        for pending in self.pending.drain(..) {
-            if let Pending::Chunk { future, .. } = pending {
-                future.cancel();
             }
         }
     }
@@ -307,6 +308,7 @@ where
     type Item = Result<R, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        self.advanced = true;
         loop {
             if self.ended {
                 return None;
@@ -352,12 +354,22 @@ where
     }
 }
 
-impl<A, R, I: Iterator> Drop for Map<'_, A, R, I> {
-    fn drop(&mut self) {
+impl<A, R, I: Iterator> Map<'_, A, R, I> {
+    /// Cancels every chunk queued and not yet yielded (those sent to a worker finish).
+    fn cancel_all(&mut self) {
         for pending in self.pending.drain(..) {
             if let Pending::Chunk { future, .. } = pending {
                 future.cancel();
             }
+        }
+    }
+}
+
+impl<A, R, I: Iterator> Drop for Map<'_, A, R, I> {
+    /// Cancels what has not started, but only once advanced (see [`Map`]).
+    fn drop(&mut self) {
+        if self.advanced {
+            self.cancel_all();
         }
     }
 }

@@ -297,6 +297,7 @@ impl ProcessPool {
             items: 1,
             key: future_key(&future),
             kill_on_start: false,
+            claimed: false,
             completion: Box::new(Single {
                 promise,
                 future: Some(CancelHandle::new(future.clone())),
@@ -337,7 +338,7 @@ impl ProcessPool {
             return Err(job);
         };
         // A fresh future cannot have been cancelled: this claims it.
-        job.completion.start();
+        job.claim();
         match sys::write_vectored(lent.fd, &[IoSlice::new(&job.frame)]) {
             Ok(written) if written > 0 => {
                 let whole = written == job.frame.len();
@@ -690,7 +691,9 @@ impl std::fmt::Debug for ProcessPoolBuilder {
 
 impl ProcessPoolBuilder {
     /// The most workers running at once (default: the number of CPUs available to this
-    /// process). Zero makes [`build`](ProcessPoolBuilder::build) fail with
+    /// process, [`std::thread::available_parallelism`], as Python's `ProcessPoolExecutor`;
+    /// the thread pool's default is larger, `min(32, cpus + 4)`, because its tasks mostly
+    /// block). Zero makes [`build`](ProcessPoolBuilder::build) fail with
     /// [`BuildError::ZeroWorkers`].
     ///
     /// # Examples

@@ -105,3 +105,10 @@ fn a_task_may_run_its_own_pool() {
     assert_ne!(inner, worker);
     assert_ne!(inner, std::process::id());
 }
+
+#[test]
+fn the_default_max_workers_is_the_cpu_count_as_in_python() {
+    let pool = ProcessPool::builder().build().unwrap();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(pool.max_workers(), cpus);
+}
