@@ -80,6 +80,8 @@
 //! `PR_SET_PDEATHSIG` and pidfds (Linux 5.3; without pidfds death is seen by EOF alone).
 #![cfg(target_os = "linux")]
 
+mod builder;
+mod command;
 mod drive;
 mod error;
 mod frame;
@@ -90,17 +92,19 @@ mod map;
 mod pool;
 mod registry;
 mod restart;
+mod shared;
 mod spawn;
 mod sys;
 mod worker;
 
+pub use builder::ProcessPoolBuilder;
 pub use error::{
     BrokenProcessPool, BuildError, CodecError, CodecStage, ExitStatus, HandshakeError,
     InitializerFailed, ProtocolError, SignatureMismatch, SpawnFailed, TaskKilled, TaskPanicked,
     TaskTimedOut, Terminated, UnknownTask, WorkerDied,
 };
 pub use map::{Map, MapOptions};
-pub use pool::{ProcessPool, ProcessPoolBuilder};
+pub use pool::ProcessPool;
 pub use registry::Task;
 pub use worker::worker_main;
 

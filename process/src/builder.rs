@@ -1,0 +1,331 @@
+//! [`ProcessPoolBuilder`]: every option of a pool, checked and fixed into a
+//! [`Config`](crate::shared::Config) at `build`.
+
+use std::borrow::Borrow;
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::command::{launcher_config, spawn_config};
+use crate::error::{BuildError, CodecError};
+use crate::frame::DEFAULT_MAX_FRAME;
+use crate::pool::ProcessPool;
+use crate::registry::Task;
+use crate::shared::{Config, Initializer, Shared};
+use crate::worker::ENV_WORKER;
+
+/// Configures a [`ProcessPool`]; made by [`ProcessPool::builder`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use concur_process::ProcessPool;
+///
+/// concur_process::task! {
+///     fn setup(level: u8) { let _ = level; }
+/// }
+///
+/// let pool = ProcessPool::builder()
+///     .max_workers(4)
+///     .max_tasks_per_child(1000)
+///     .initializer(setup, 3)
+///     .task_timeout(Duration::from_secs(30))
+///     .build()
+///     .unwrap();
+/// # drop(pool);
+/// ```
+#[derive(Default)]
+pub struct ProcessPoolBuilder {
+    max_workers: Option<usize>,
+    max_tasks_per_child: Option<usize>,
+    initializer: Option<Result<Initializer, CodecError>>,
+    task_timeout: Option<Duration>,
+    prefetch: Option<usize>,
+    program: Option<PathBuf>,
+    args: Option<Vec<OsString>>,
+    launcher: Option<Vec<OsString>>,
+    env: Vec<(OsString, OsString)>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    max_frame: Option<usize>,
+    startup_timeout: Option<Duration>,
+    terminate_grace: Option<Duration>,
+}
+
+impl std::fmt::Debug for ProcessPoolBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessPoolBuilder")
+            .field("max_workers", &self.max_workers)
+            .field("max_tasks_per_child", &self.max_tasks_per_child)
+            .field("task_timeout", &self.task_timeout)
+            .field("program", &self.program)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProcessPoolBuilder {
+    /// The most workers running at once (default: the number of CPUs available to this
+    /// process). Zero makes [`build`](ProcessPoolBuilder::build) fail with
+    /// [`BuildError::ZeroWorkers`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use concur_process::{BuildError, ProcessPool};
+    ///
+    /// let refused = ProcessPool::builder().max_workers(0).build();
+    /// assert!(matches!(refused, Err(BuildError::ZeroWorkers)));
+    /// ```
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = Some(n);
+        self
+    }
+
+    /// Replace a worker after it has run this many calls (a `map` chunk counts as one), to
+    /// bound leaks in long-running tasks (default: never). Zero fails the build.
+    pub fn max_tasks_per_child(mut self, n: usize) -> Self {
+        self.max_tasks_per_child = Some(n);
+        self
+    }
+
+    /// Run `task(args)` in every worker before its first call. If it fails (panics, or the
+    /// worker dies), the pool is broken: every pending future and later submission fail with
+    /// [`BrokenProcessPool`](crate::BrokenProcessPool) caused by
+    /// [`InitializerFailed`](crate::InitializerFailed). Its result is ignored.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use concur_process::ProcessPool;
+    ///
+    /// concur_process::task! {
+    ///     fn open_cache(path: String) { let _ = path; /* set up per-worker state */ }
+    /// }
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .initializer(open_cache, "/tmp/cache".to_string())
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn initializer<A: Serialize, R>(mut self, task: Task<A, R>, args: impl Borrow<A>) -> Self {
+        let entry = postcard::to_allocvec(args.borrow())
+            .map(|encoded| (task.name(), task.signature(), encoded))
+            .map_err(|error| CodecError {
+                stage: crate::error::CodecStage::EncodeArgs,
+                message: error.to_string(),
+            });
+        self.initializer = Some(entry);
+        self
+    }
+
+    /// Kill and replace a worker whose task runs longer than `timeout` (a `map` chunk of `n`
+    /// items gets `n × timeout`); the task's future fails with
+    /// [`TaskTimedOut`](crate::TaskTimedOut). Default: no limit.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use concur_process::{ProcessPool, TaskTimedOut};
+    ///
+    /// concur_process::task! {
+    ///     fn spin() { loop { std::hint::spin_loop() } }
+    /// }
+    ///
+    /// let pool = ProcessPool::builder().task_timeout(Duration::from_secs(1)).build().unwrap();
+    /// let failure = pool.submit(spin, ()).unwrap().error().unwrap().unwrap();
+    /// assert!(failure.downcast_ref::<TaskTimedOut>().is_some());
+    /// ```
+    pub fn task_timeout(mut self, timeout: Duration) -> Self {
+        self.task_timeout = Some(timeout);
+        self
+    }
+
+    /// How many calls a busy worker may hold queued in its pipe behind the running one
+    /// (default 2). More keeps workers busier with tiny tasks; calls sent to a worker can no
+    /// longer be cancelled with [`Future::cancel`].
+    pub fn prefetch(mut self, calls: usize) -> Self {
+        self.prefetch = Some(calls);
+        self
+    }
+
+    /// Run this program as the worker instead of the current executable. Its `main` must call
+    /// [`worker_main`](crate::worker_main) first and register the tasks this pool submits under
+    /// the same names (`module::path::fn`), which in practice means declaring them in a library
+    /// crate that both programs link. Tasks it lacks fail with
+    /// [`UnknownTask`](crate::UnknownTask); tasks with other argument or result types fail with
+    /// [`SignatureMismatch`](crate::SignatureMismatch).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let pool = concur_process::ProcessPool::builder()
+    ///     .worker_program("/usr/local/bin/my-worker")
+    ///     .worker_args(["--quiet"])
+    ///     .env("RUST_LOG", "warn")
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn worker_program(mut self, path: impl Into<PathBuf>) -> Self {
+        self.program = Some(path.into());
+        self
+    }
+
+    /// Arguments for the worker program (default: none; in a test binary with
+    /// [`test_worker!`](crate::test_worker), the arguments selecting the helper test).
+    pub fn worker_args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args = Some(args.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Start workers through a launcher that relays only stdin and stdout, such as
+    /// `["ssh", "host"]` or `["srun", "-N1", "-n1", "--"]`, so the pool can reach past one
+    /// machine (DESIGN §5).
+    ///
+    /// The pool runs `PREFIX... env CONCUR_PROCESS_WORKER=stdio PROGRAM ARGS...`, where
+    /// `PROGRAM` is the [worker program](ProcessPoolBuilder::worker_program) (default: this
+    /// executable's path, which must exist at the same path where the launcher runs it), and
+    /// speaks the same frames over the launcher's stdin and stdout. The worker moves them out of
+    /// the way first and points its own stdout at stderr, so tasks still print freely; whatever
+    /// the launcher or a login shell prints before the worker starts is skipped. The handshake
+    /// checks the remote build's fingerprint; death is EOF (and the launcher's exit status,
+    /// reported in [`WorkerDied`](crate::WorkerDied) with the launcher's pid). A launched worker
+    /// exits when the launcher closes its stdin, and is killed at once when the pipe or socket it
+    /// answers on loses its reader (the launcher, or the pool past a local `env`) or its parent
+    /// there dies; there is no `PR_SET_PDEATHSIG` across machines, so a remote worker relies on
+    /// the launcher passing the hang-up on.
+    /// Arguments are passed as they are: a launcher that joins them into a shell command line
+    /// (ssh does) needs them free of spaces and shell syntax. Environment entries set with
+    /// [`env`](ProcessPoolBuilder::env) go on that command line too; [`stdout`](ProcessPoolBuilder::stdout)
+    /// does not apply (the workers' prints go to their stderr). An empty prefix runs the worker
+    /// locally in this mode.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let pool = concur_process::ProcessPool::builder()
+    ///     .launcher(["ssh", "compute-7"])
+    ///     .worker_program("/opt/app/bin/app")
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn launcher<I, S>(mut self, prefix: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.launcher = Some(prefix.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Set an environment variable in the workers (they inherit the rest of this process's
+    /// environment as it is at `build`).
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Send the workers' stdout to this file (or pipe) instead of this process's stdout.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let log = std::fs::File::create("workers.log").unwrap();
+    /// let pool = concur_process::ProcessPool::builder().stdout(log).build().unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn stdout(mut self, fd: impl Into<OwnedFd>) -> Self {
+        self.stdout = Some(fd.into());
+        self
+    }
+
+    /// Send the workers' stderr to this file (or pipe) instead of this process's stderr.
+    pub fn stderr(mut self, fd: impl Into<OwnedFd>) -> Self {
+        self.stderr = Some(fd.into());
+        self
+    }
+
+    /// The largest frame (encoded arguments or results of one call, plus a few bytes) either
+    /// side may send (default 1 GiB; at least 64 bytes, at most 4 GiB). Larger arguments fail
+    /// their task with a [`CodecError`]; a worker sending a larger frame is replaced.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame = Some(bytes);
+        self
+    }
+
+    /// How long a new worker may take to greet the pool and run the initializer (default 30 s).
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.startup_timeout = Some(timeout);
+        self
+    }
+
+    /// How long [`terminate_workers`](ProcessPool::terminate_workers) waits before it sends
+    /// `SIGKILL` (default 1 s).
+    pub fn terminate_grace(mut self, grace: Duration) -> Self {
+        self.terminate_grace = Some(grace);
+        self
+    }
+
+    /// Builds the pool and starts its I/O thread; workers start with the first submissions.
+    ///
+    /// # Errors
+    /// [`BuildError`] for a zero `max_workers` or `max_tasks_per_child`, a bad frame limit,
+    /// unencodable initializer arguments, a NUL in a path, argument or environment entry, a
+    /// call from a process that was started as a worker but did not call
+    /// [`worker_main`](crate::worker_main), or a failure to create the pool's thread or
+    /// descriptors.
+    pub fn build(self) -> Result<ProcessPool, BuildError> {
+        if std::env::var_os(ENV_WORKER).is_some() {
+            return Err(BuildError::NotServing);
+        }
+        let max_workers = match self.max_workers {
+            Some(0) => return Err(BuildError::ZeroWorkers),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let max_tasks_per_child = match self.max_tasks_per_child {
+            Some(0) => return Err(BuildError::ZeroTasksPerChild),
+            other => other.map(|n| n as u64),
+        };
+        let max_frame = self.max_frame.unwrap_or(DEFAULT_MAX_FRAME);
+        if !(64..=u32::MAX as usize).contains(&max_frame) {
+            return Err(BuildError::FrameLimit(max_frame));
+        }
+        let initializer = self
+            .initializer
+            .transpose()
+            .map_err(BuildError::Initializer)?;
+        let spawn = match self.launcher {
+            Some(prefix) => {
+                launcher_config(prefix, self.program, self.args, self.env, self.stderr)?
+            }
+            None => spawn_config(self.program, self.args, self.env, self.stdout, self.stderr)?,
+        };
+        let config = Config {
+            max_workers,
+            max_tasks_per_child,
+            initializer,
+            task_timeout: self.task_timeout,
+            depth: 1 + self.prefetch.unwrap_or(2),
+            max_frame,
+            startup_timeout: self.startup_timeout.unwrap_or(Duration::from_secs(30)),
+            terminate_grace: self.terminate_grace.unwrap_or(Duration::from_secs(1)),
+            spawn,
+        };
+        let shared =
+            Arc::new(Shared::new(self.task_timeout.is_none(), max_frame).map_err(BuildError::Io)?);
+        ProcessPool::start(shared, config, max_workers)
+    }
+}

@@ -1,0 +1,153 @@
+//! The command that starts a worker: the current executable (or a worker program) spawned
+//! locally with its private pipes, or the same program behind a launcher prefix speaking over
+//! its stdin and stdout.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use crate::error::BuildError;
+use crate::registry;
+use crate::spawn::SpawnConfig;
+use crate::worker::ENV_WORKER;
+
+fn cstring(bytes: &[u8]) -> Result<CString, BuildError> {
+    CString::new(bytes).map_err(|_| BuildError::Nul)
+}
+
+pub(crate) fn spawn_config(
+    program: Option<PathBuf>,
+    args: Option<Vec<OsString>>,
+    extra_env: Vec<(OsString, OsString)>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+) -> Result<SpawnConfig, BuildError> {
+    let custom_program = program.is_some();
+    let (program, argv0) = match program {
+        Some(path) => {
+            let c = cstring(path.as_os_str().as_bytes())?;
+            (c.clone(), c)
+        }
+        None => {
+            let argv0 = std::env::args_os()
+                .next()
+                .unwrap_or_else(|| OsString::from("concur-process-worker"));
+            (
+                c"/proc/self/exe".to_owned(),
+                cstring(argv0.as_os_str().as_bytes())?,
+            )
+        }
+    };
+    let mut argv = vec![argv0];
+    let mut park_stdout = false;
+    match args {
+        Some(args) => {
+            for arg in args {
+                argv.push(cstring(arg.as_bytes())?);
+            }
+        }
+        None if !custom_program => {
+            if let Some(name) = registry::test_worker_name() {
+                park_stdout = true;
+                for arg in [name, "--exact", "--nocapture", "--test-threads=1", "-q"] {
+                    argv.push(cstring(arg.as_bytes())?);
+                }
+            }
+        }
+        None => {}
+    }
+    let mut env = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        if key == ENV_WORKER || extra_env.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        env.push(env_entry(&key, &value)?);
+    }
+    for (key, value) in &extra_env {
+        env.push(env_entry(key, value)?);
+    }
+    let marker = if park_stdout {
+        format!("{}:stdout5", std::process::id())
+    } else {
+        std::process::id().to_string()
+    };
+    env.push(env_entry(
+        &OsString::from(ENV_WORKER),
+        &OsString::from(marker),
+    )?);
+    Ok(SpawnConfig {
+        program,
+        argv,
+        env,
+        stdout,
+        stderr,
+        park_stdout,
+        stdio: false,
+    })
+}
+
+/// Launcher mode: `PREFIX... env CONCUR_PROCESS_WORKER=stdio PROGRAM ARGS...` over stdio.
+pub(crate) fn launcher_config(
+    prefix: Vec<OsString>,
+    program: Option<PathBuf>,
+    args: Option<Vec<OsString>>,
+    extra_env: Vec<(OsString, OsString)>,
+    stderr: Option<OwnedFd>,
+) -> Result<SpawnConfig, BuildError> {
+    let program = match program {
+        Some(path) => path.into_os_string(),
+        None => std::env::current_exe()
+            .map_err(BuildError::Io)?
+            .into_os_string(),
+    };
+    let args = match args {
+        Some(args) => args,
+        None => registry::test_worker_name()
+            .map(|name| {
+                [name, "--exact", "--nocapture", "--test-threads=1", "-q"]
+                    .into_iter()
+                    .map(OsString::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let mut argv = Vec::new();
+    for part in &prefix {
+        argv.push(cstring(part.as_bytes())?);
+    }
+    argv.push(c"env".to_owned());
+    argv.push(cstring(format!("{ENV_WORKER}=stdio").as_bytes())?);
+    for (key, value) in &extra_env {
+        argv.push(env_entry(key, value)?);
+    }
+    argv.push(cstring(program.as_bytes())?);
+    for arg in &args {
+        argv.push(cstring(arg.as_bytes())?);
+    }
+    let mut env = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        if key != ENV_WORKER {
+            env.push(env_entry(&key, &value)?);
+        }
+    }
+    Ok(SpawnConfig {
+        program: argv[0].clone(),
+        argv,
+        env,
+        stdout: None,
+        stderr,
+        park_stdout: false,
+        stdio: true,
+    })
+}
+
+fn env_entry(key: &OsString, value: &OsString) -> Result<CString, BuildError> {
+    let mut entry = key.as_bytes().to_vec();
+    if entry.contains(&b'=') {
+        return Err(BuildError::Nul);
+    }
+    entry.push(b'=');
+    entry.extend_from_slice(value.as_bytes());
+    cstring(&entry)
+}
