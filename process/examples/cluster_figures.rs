@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use concur_process::{MapOptions, ProcessPool};
+use concur_process::{Launcher, MapOptions, ProcessPool};
 
 #[path = "common/rounds.rs"]
 mod rounds;
@@ -126,7 +126,7 @@ fn command_time(argv: &[String]) -> Spread {
 fn ssh_pool(workers: usize) -> ProcessPool {
     ProcessPool::builder()
         .max_workers(workers)
-        .launcher(ssh(&[]))
+        .launcher(Launcher::ssh(["concur-local"]).args(["-F", &ssh_config()]))
         .startup_timeout(BOUND)
         .build()
         .expect("start a pool over ssh")

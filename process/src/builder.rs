@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::command::{launcher_config, spawn_config};
+use crate::command::{WorkerCommand, plan};
 use crate::error::{BuildError, CodecError};
 use crate::frame::DEFAULT_MAX_FRAME;
+use crate::launcher::Launcher;
 use crate::pool::ProcessPool;
 use crate::registry::Task;
 use crate::shared::{Config, Initializer, Shared};
@@ -48,7 +49,8 @@ pub struct ProcessPoolBuilder {
     prefetch: Option<usize>,
     program: Option<PathBuf>,
     args: Option<Vec<OsString>>,
-    launcher: Option<Vec<OsString>>,
+    launcher: Option<Launcher>,
+    groups: Vec<(usize, Launcher)>,
     env: Vec<(OsString, OsString)>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
@@ -149,7 +151,7 @@ impl ProcessPoolBuilder {
 
     /// How many calls a busy worker may hold queued in its pipe behind the running one
     /// (default 2). More keeps workers busier with tiny tasks; calls sent to a worker can no
-    /// longer be cancelled with [`Future::cancel`].
+    /// longer be cancelled with [`Future::cancel`](concur_core::Future::cancel).
     pub fn prefetch(mut self, calls: usize) -> Self {
         self.prefetch = Some(calls);
         self
@@ -189,22 +191,26 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// Start workers through a launcher that relays only stdin and stdout, such as
-    /// `["ssh", "host"]` or `["srun", "-N1", "-n1", "--"]`, so the pool can reach past one
-    /// machine (DESIGN §5).
+    /// How the workers are started (default: [`Launcher::local`]): through `ssh`, `srun`,
+    /// `mpirun` or any command prefix that relays stdin and stdout, so the pool can reach past
+    /// one machine (DESIGN §5). A plain prefix such as `["ssh", "host"]` converts into
+    /// [`Launcher::prefix`].
     ///
-    /// The pool runs `PREFIX... env CONCUR_PROCESS_WORKER=stdio PROGRAM ARGS...`, where
-    /// `PROGRAM` is the [worker program](ProcessPoolBuilder::worker_program) (default: this
-    /// executable's path, which must exist at the same path where the launcher runs it), and
-    /// speaks the same frames over the launcher's stdin and stdout. The worker moves them out of
-    /// the way first and points its own stdout at stderr, so tasks still print freely; whatever
-    /// the launcher or a login shell prints before the worker starts is skipped. The handshake
-    /// checks the remote build's fingerprint; death is EOF (and the launcher's exit status,
-    /// reported in [`WorkerDied`](crate::WorkerDied) with the launcher's pid). A launched worker
-    /// exits when the launcher closes its stdin, and is killed at once when the pipe or socket it
-    /// answers on loses its reader (the launcher, or the pool past a local `env`) or its parent
-    /// there dies; there is no `PR_SET_PDEATHSIG` across machines, so a remote worker relies on
-    /// the launcher passing the hang-up on.
+    /// A launched worker runs `LAUNCHER... env CONCUR_PROCESS_WORKER=stdio PROGRAM ARGS...`,
+    /// where `PROGRAM` is the launcher's [program](Launcher::program), else the
+    /// [worker program](ProcessPoolBuilder::worker_program), else this executable's path (which
+    /// must then exist at the same path where the launcher runs it), and speaks the same frames
+    /// over the launcher's stdin and stdout. The worker moves them out of the way first and points
+    /// its own stdout at stderr, so tasks still print freely; whatever the launcher or a login
+    /// shell prints before the worker starts is skipped. The handshake checks the remote build's
+    /// fingerprint ([`HandshakeError::Fingerprint`](crate::HandshakeError::Fingerprint) names
+    /// both). Death is EOF (and the launcher's exit status), reported in
+    /// [`WorkerDied`](crate::WorkerDied) with the launcher's pid and the worker's host. The pool
+    /// kills a launched worker with `SIGTERM` to its launcher and `SIGKILL` after
+    /// [`terminate_grace`](ProcessPoolBuilder::terminate_grace). A launched worker exits when
+    /// the launcher closes its stdin, and is killed at once when the pipe or socket it answers
+    /// on loses its reader or its parent there dies.
+    ///
     /// Arguments are passed as they are: a launcher that joins them into a shell command line
     /// (ssh does) needs them free of spaces and shell syntax. Environment entries set with
     /// [`env`](ProcessPoolBuilder::env) go on that command line too; [`stdout`](ProcessPoolBuilder::stdout)
@@ -214,19 +220,43 @@ impl ProcessPoolBuilder {
     /// # Examples
     ///
     /// ```no_run
-    /// let pool = concur_process::ProcessPool::builder()
-    ///     .launcher(["ssh", "compute-7"])
-    ///     .worker_program("/opt/app/bin/app")
+    /// use concur_process::{Launcher, ProcessPool};
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .launcher(Launcher::ssh(["compute-7"]).program("/opt/app/bin/app"))
     ///     .build()
     ///     .unwrap();
-    /// # drop(pool);
+    /// let same_as_before = ProcessPool::builder().launcher(["ssh", "compute-7"]);
+    /// # drop((pool, same_as_before));
     /// ```
-    pub fn launcher<I, S>(mut self, prefix: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<OsString>,
-    {
-        self.launcher = Some(prefix.into_iter().map(Into::into).collect());
+    pub fn launcher(mut self, launcher: impl Into<Launcher>) -> Self {
+        self.launcher = Some(launcher.into());
+        self
+    }
+
+    /// Adds `n` workers started through `launcher` to the pool, so one pool mixes local and
+    /// remote workers (or several clusters). Calls go to whichever worker is free, wherever it
+    /// runs.
+    ///
+    /// Groups add up: the pool's [`max_workers`](ProcessPool::max_workers) is the sum of the
+    /// groups' `n`. The workers set by [`max_workers`](ProcessPoolBuilder::max_workers) and
+    /// [`launcher`](ProcessPoolBuilder::launcher) form a group of their own when either was
+    /// called; with only `add_workers`, the pool has no other workers.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use concur_process::{Launcher, ProcessPool};
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .max_workers(2) // two on this machine
+    ///     .add_workers(16, Launcher::srun())
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(pool.max_workers(), 18);
+    /// ```
+    pub fn add_workers(mut self, n: usize, launcher: impl Into<Launcher>) -> Self {
+        self.groups.push((n, launcher.into()));
         self
     }
 
@@ -286,15 +316,22 @@ impl ProcessPoolBuilder {
     /// call from a process that was started as a worker but did not call
     /// [`worker_main`](crate::worker_main), or a failure to create the pool's thread or
     /// descriptors.
-    pub fn build(self) -> Result<ProcessPool, BuildError> {
+    pub fn build(mut self) -> Result<ProcessPool, BuildError> {
         if std::env::var_os(ENV_WORKER).is_some() {
             return Err(BuildError::NotServing);
         }
-        let max_workers = match self.max_workers {
-            Some(0) => return Err(BuildError::ZeroWorkers),
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
+        let mut groups = std::mem::take(&mut self.groups);
+        if groups.is_empty() || self.max_workers.is_some() || self.launcher.is_some() {
+            let n = match self.max_workers {
+                Some(n) => n,
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            };
+            groups.insert(0, (n, self.launcher.take().unwrap_or_else(Launcher::local)));
+        }
+        if groups.iter().any(|&(n, _)| n == 0) {
+            return Err(BuildError::ZeroWorkers);
+        }
+        let max_workers = groups.iter().map(|&(n, _)| n).sum();
         let max_tasks_per_child = match self.max_tasks_per_child {
             Some(0) => return Err(BuildError::ZeroTasksPerChild),
             other => other.map(|n| n as u64),
@@ -307,12 +344,14 @@ impl ProcessPoolBuilder {
             .initializer
             .transpose()
             .map_err(BuildError::Initializer)?;
-        let spawn = match self.launcher {
-            Some(prefix) => {
-                launcher_config(prefix, self.program, self.args, self.env, self.stderr)?
-            }
-            None => spawn_config(self.program, self.args, self.env, self.stdout, self.stderr)?,
+        let command = WorkerCommand {
+            program: self.program,
+            args: self.args,
+            env: self.env,
+            stdout: self.stdout,
+            stderr: self.stderr,
         };
+        let groups = plan(groups, &command)?;
         let config = Config {
             max_workers,
             max_tasks_per_child,
@@ -322,7 +361,7 @@ impl ProcessPoolBuilder {
             max_frame,
             startup_timeout: self.startup_timeout.unwrap_or(Duration::from_secs(30)),
             terminate_grace: self.terminate_grace.unwrap_or(Duration::from_secs(1)),
-            spawn,
+            groups,
         };
         let shared =
             Arc::new(Shared::new(self.task_timeout.is_none(), max_frame).map_err(BuildError::Io)?);

@@ -6,9 +6,12 @@ use std::ffi::{CString, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::BuildError;
+use crate::launcher::{Launcher, Target};
 use crate::registry;
+use crate::shared::{Group, Slot};
 use crate::spawn::SpawnConfig;
 use crate::worker::ENV_WORKER;
 
@@ -16,13 +19,60 @@ fn cstring(bytes: &[u8]) -> Result<CString, BuildError> {
     CString::new(bytes).map_err(|_| BuildError::Nul)
 }
 
-pub(crate) fn spawn_config(
-    program: Option<PathBuf>,
-    args: Option<Vec<OsString>>,
-    extra_env: Vec<(OsString, OsString)>,
-    stdout: Option<OwnedFd>,
-    stderr: Option<OwnedFd>,
-) -> Result<SpawnConfig, BuildError> {
+/// What the builder says about the worker program, for every launcher of the pool.
+pub(crate) struct WorkerCommand {
+    pub(crate) program: Option<PathBuf>,
+    pub(crate) args: Option<Vec<OsString>>,
+    pub(crate) env: Vec<(OsString, OsString)>,
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
+}
+
+impl WorkerCommand {
+    fn stdout(&self) -> Result<Option<OwnedFd>, BuildError> {
+        duplicate(&self.stdout)
+    }
+
+    fn stderr(&self) -> Result<Option<OwnedFd>, BuildError> {
+        duplicate(&self.stderr)
+    }
+}
+
+/// A copy of a descriptor the builder was given, one per host's spawn command.
+fn duplicate(fd: &Option<OwnedFd>) -> Result<Option<OwnedFd>, BuildError> {
+    fd.as_ref()
+        .map(OwnedFd::try_clone)
+        .transpose()
+        .map_err(BuildError::Io)
+}
+
+/// Expands each group's launcher into the hosts it reaches, each with its spawn command.
+pub(crate) fn plan(
+    groups: Vec<(usize, Launcher)>,
+    command: &WorkerCommand,
+) -> Result<Vec<Group>, BuildError> {
+    let mut planned = Vec::new();
+    for (max, launcher) in groups {
+        let mut slots = Vec::new();
+        for target in launcher.targets() {
+            let spawn = match &target.prefix {
+                None => spawn_config(command)?,
+                Some(prefix) => launcher_config(prefix, &target, command)?,
+            };
+            slots.push(Slot {
+                host: Arc::from(target.host.as_str()),
+                spawn,
+                kill: target.kill,
+                master: target.master,
+            });
+        }
+        planned.push(Group { max, slots });
+    }
+    Ok(planned)
+}
+
+fn spawn_config(command: &WorkerCommand) -> Result<SpawnConfig, BuildError> {
+    let (program, args, extra_env) = (command.program.clone(), command.args.clone(), &command.env);
     let custom_program = program.is_some();
     let (program, argv0) = match program {
         Some(path) => {
@@ -64,7 +114,7 @@ pub(crate) fn spawn_config(
         }
         env.push(env_entry(&key, &value)?);
     }
-    for (key, value) in &extra_env {
+    for (key, value) in extra_env {
         env.push(env_entry(key, value)?);
     }
     let marker = if park_stdout {
@@ -80,21 +130,21 @@ pub(crate) fn spawn_config(
         program,
         argv,
         env,
-        stdout,
-        stderr,
+        stdout: command.stdout()?,
+        stderr: command.stderr()?,
         park_stdout,
         stdio: false,
     })
 }
 
 /// Launcher mode: `PREFIX... env CONCUR_PROCESS_WORKER=stdio PROGRAM ARGS...` over stdio.
-pub(crate) fn launcher_config(
-    prefix: Vec<OsString>,
-    program: Option<PathBuf>,
-    args: Option<Vec<OsString>>,
-    extra_env: Vec<(OsString, OsString)>,
-    stderr: Option<OwnedFd>,
+fn launcher_config(
+    prefix: &[OsString],
+    target: &Target,
+    command: &WorkerCommand,
 ) -> Result<SpawnConfig, BuildError> {
+    let program = target.program.clone().or_else(|| command.program.clone());
+    let (args, extra_env) = (command.args.clone(), &command.env);
     let program = match program {
         Some(path) => path.into_os_string(),
         None => std::env::current_exe()
@@ -113,12 +163,12 @@ pub(crate) fn launcher_config(
             .unwrap_or_default(),
     };
     let mut argv = Vec::new();
-    for part in &prefix {
+    for part in prefix {
         argv.push(cstring(part.as_bytes())?);
     }
     argv.push(c"env".to_owned());
     argv.push(cstring(format!("{ENV_WORKER}=stdio").as_bytes())?);
-    for (key, value) in &extra_env {
+    for (key, value) in extra_env {
         argv.push(env_entry(key, value)?);
     }
     argv.push(cstring(program.as_bytes())?);
@@ -127,16 +177,19 @@ pub(crate) fn launcher_config(
     }
     let mut env = Vec::new();
     for (key, value) in std::env::vars_os() {
-        if key != ENV_WORKER {
+        if key != ENV_WORKER && !target.env.iter().any(|(k, _)| *k == key) {
             env.push(env_entry(&key, &value)?);
         }
+    }
+    for (key, value) in &target.env {
+        env.push(env_entry(key, value)?);
     }
     Ok(SpawnConfig {
         program: argv[0].clone(),
         argv,
         env,
         stdout: None,
-        stderr,
+        stderr: command.stderr()?,
         park_stdout: false,
         stdio: true,
     })

@@ -76,23 +76,27 @@ impl fmt::Display for ExitStatus {
 /// let failure = pool.submit(crash, ()).unwrap().error().unwrap().unwrap();
 /// let died = failure.downcast_ref::<WorkerDied>().unwrap();
 /// assert_eq!(died.status, ExitStatus::Signaled(6)); // SIGABRT
-/// println!("{died}"); // worker 4242 died while running the task: killed by SIGABRT (6)
+/// println!("{died}"); // worker 4242 on host1 died while running the task: killed by SIGABRT (6)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerDied {
-    /// The worker's process id.
+    /// The worker's process id: for a launched worker, its launcher's (`ssh`, `srun`, ...),
+    /// the process this pool started.
     pub pid: u32,
-    /// How it ended.
+    /// How it ended (for a launched worker, how its launcher ended).
     pub status: ExitStatus,
+    /// Where it ran: this machine's host name for a local worker, the host given to
+    /// [`Launcher::ssh`](crate::Launcher::ssh), the Slurm node, or the launcher's command line.
+    pub host: String,
 }
 
 impl fmt::Display for WorkerDied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "worker {} died while running the task: {}",
-            self.pid, self.status
+            "worker {} on {} died while running the task: {}",
+            self.pid, self.host, self.status
         )
     }
 }

@@ -87,6 +87,7 @@ mod error;
 mod frame;
 mod io;
 mod job;
+mod launcher;
 mod lifeline;
 mod map;
 mod pool;
@@ -103,6 +104,7 @@ pub use error::{
     InitializerFailed, ProtocolError, SignatureMismatch, SpawnFailed, TaskKilled, TaskPanicked,
     TaskTimedOut, Terminated, UnknownTask, WorkerDied,
 };
+pub use launcher::Launcher;
 pub use map::{Map, MapOptions};
 pub use pool::ProcessPool;
 pub use registry::Task;

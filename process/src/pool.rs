@@ -138,7 +138,7 @@ impl ProcessPool {
     /// `submit`).
     ///
     /// The future fails, and only it, with a typed error if the arguments cannot be encoded
-    /// ([`CodecError`]), the task panics ([`TaskPanicked`](crate::TaskPanicked)), its worker dies
+    /// ([`CodecError`](crate::CodecError)), the task panics ([`TaskPanicked`](crate::TaskPanicked)), its worker dies
     /// ([`WorkerDied`](crate::WorkerDied)), it exceeds the task timeout
     /// ([`TaskTimedOut`](crate::TaskTimedOut)), or the worker program does not know it
     /// ([`UnknownTask`](crate::UnknownTask)). Read them with `failure.downcast_ref::<E>()`.
@@ -465,7 +465,15 @@ impl std::fmt::Debug for ProcessPool {
         let state = self.shared.lock();
         f.debug_struct("ProcessPool")
             .field("max_workers", &self.max_workers)
-            .field("workers", &state.pids)
+            .field(
+                "workers",
+                &state
+                    .pids
+                    .iter()
+                    .zip(&state.hosts)
+                    .map(|(pid, host)| format!("{pid}@{host}"))
+                    .collect::<Vec<_>>(),
+            )
             .field("queued", &state.queue.len())
             .field("shutdown", &state.shutdown)
             .field("broken", &state.broken.is_some())

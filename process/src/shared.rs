@@ -6,12 +6,13 @@
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use concur_core::Failure;
 
 use crate::job::Job;
+use crate::launcher::{KillPolicy, Master};
 use crate::spawn::SpawnConfig;
 use crate::sys::{EventFd, Timer};
 
@@ -29,7 +30,23 @@ pub(crate) struct Config {
     pub(crate) max_frame: usize,
     pub(crate) startup_timeout: Duration,
     pub(crate) terminate_grace: Duration,
+    /// Where workers start: each group's launcher expanded into its hosts.
+    pub(crate) groups: Vec<Group>,
+}
+
+/// Up to `max` workers started through one launcher, spread across its slots (hosts).
+pub(crate) struct Group {
+    pub(crate) max: usize,
+    pub(crate) slots: Vec<Slot>,
+}
+
+/// One host of a launcher: how a worker is spawned there and killed.
+pub(crate) struct Slot {
+    pub(crate) host: Arc<str>,
     pub(crate) spawn: SpawnConfig,
+    pub(crate) kill: KillPolicy,
+    /// The ssh connection master to bring up before the first worker.
+    pub(crate) master: Option<Master>,
 }
 
 /// An idle worker lent by the sleeping I/O thread: `submit` may write one call to it directly,
@@ -106,6 +123,8 @@ pub(crate) struct State {
     pub(crate) io_sleeping: bool,
     pub(crate) io_done: bool,
     pub(crate) pids: Vec<u32>,
+    /// The host of each worker in `pids`.
+    pub(crate) hosts: Vec<Arc<str>>,
     /// Idle workers lent to `submit` while the I/O thread sleeps.
     pub(crate) express: Vec<Express>,
     /// Calls `submit` sent to lent workers.
@@ -137,6 +156,7 @@ impl Shared {
                 io_sleeping: false,
                 io_done: false,
                 pids: Vec::new(),
+                hosts: Vec::new(),
                 express: Vec::new(),
                 expressed: Vec::new(),
                 lending: false,

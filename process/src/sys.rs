@@ -237,6 +237,17 @@ pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Res
 
 /// Sends `signal` to the process `pid` and to its process group (a worker leads its own group,
 /// so this also reaches processes its task started). The caller must not have reaped `pid`.
+/// Waits up to `bound` for `fd` to become readable (a pidfd: its process exited).
+pub(crate) fn wait_readable_for(fd: RawFd, bound: std::time::Duration) -> bool {
+    let mut fds = [libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    let ms = bound.as_millis().min(i32::MAX as u128) as libc::c_int;
+    matches!(poll(&mut fds, ms), Ok(n) if n > 0)
+}
+
 pub(crate) fn kill_worker(pid: libc::pid_t, signal: libc::c_int) {
     // SAFETY: kill/killpg take plain integers; the pid is an unreaped child of ours, so it cannot
     // have been recycled for another process.

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use concur_core::Failure;
@@ -14,6 +15,7 @@ use crate::error::{
 };
 use crate::frame::{self, FrameError};
 use crate::job::Job;
+use crate::launcher::KillPolicy;
 use crate::restart::StartupDeath;
 use crate::shared::Config;
 use crate::spawn;
@@ -21,6 +23,7 @@ use crate::sys;
 
 use super::Io;
 use super::frames::Event;
+use super::link::Escalation;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Phase {
@@ -77,6 +80,14 @@ pub(super) struct Worker {
     /// Lent to a thread reading its answer (`crate::drive`): the id and future key of that
     /// call. This thread neither reads nor reaps the worker until it is given back.
     pub(super) loan: Option<(u64, usize)>,
+    /// Its launcher group and host slot (`Config::groups`), and that host's name.
+    pub(super) group: usize,
+    pub(super) slot: usize,
+    pub(super) host: Arc<str>,
+    pub(super) kill_policy: KillPolicy,
+    pub(super) escalation: Escalation,
+    /// How long a launcher sent `SIGTERM` has before `SIGKILL` (`terminate_grace`).
+    pub(super) kill_grace: Duration,
 }
 
 impl Worker {
@@ -113,7 +124,7 @@ impl Worker {
             self.kill = Some(reason);
             self.killed_at = Some(Instant::now());
         }
-        sys::kill_worker(self.pid, signal);
+        self.send_kill(signal);
         // Nothing more goes to a worker being killed.
         self.calls = None;
     }
@@ -150,8 +161,35 @@ impl Io {
         }
     }
 
+    /// The group and host the next worker starts on: the first group with room, on its host
+    /// with the fewest workers whose ssh master (if any) is up. `None` if there is none.
+    fn pick_slot(&mut self) -> Option<(usize, usize)> {
+        let live = |workers: &[Worker], g: usize, s: Option<usize>| {
+            workers
+                .iter()
+                .filter(|w| w.alive() && !w.retiring && w.group == g)
+                .filter(|w| s.is_none_or(|s| w.slot == s))
+                .count()
+        };
+        for g in 0..self.config.groups.len() {
+            if live(&self.workers, g, None) >= self.config.groups[g].max {
+                continue;
+            }
+            let mut slots: Vec<usize> = (0..self.config.groups[g].slots.len()).collect();
+            slots.sort_by_key(|&s| live(&self.workers, g, Some(s)));
+            if let Some(s) = slots.into_iter().find(|&s| self.master_ready(g, s)) {
+                return Some((g, s));
+            }
+        }
+        None
+    }
+
     pub(super) fn spawn_one(&mut self) -> bool {
-        match spawn::spawn(&self.config.spawn) {
+        let Some((group, slot)) = self.pick_slot() else {
+            return false;
+        };
+        let target = &self.config.groups[group].slots[slot];
+        match spawn::spawn(&target.spawn) {
             Ok(spawned) => {
                 let mut prefix = Vec::new();
                 let init = self
@@ -171,7 +209,7 @@ impl Io {
                     results: Some(spawned.results),
                     rbuf: Vec::with_capacity(64 * 1024),
                     rpos: 0,
-                    synced: !self.config.spawn.stdio,
+                    synced: !target.spawn.stdio,
                     phase: Phase::Hello,
                     prefix,
                     prefix_off: 0,
@@ -187,6 +225,12 @@ impl Io {
                     kill: None,
                     killed_at: None,
                     loan: None,
+                    group,
+                    slot,
+                    host: Arc::clone(&target.host),
+                    kill_policy: target.kill,
+                    escalation: Escalation::None,
+                    kill_grace: self.config.terminate_grace,
                 });
                 true
             }
@@ -224,7 +268,7 @@ impl Io {
                     // reports the end.
                     if must_die && worker.killed_at.is_none() {
                         worker.killed_at = Some(Instant::now());
-                        sys::kill_worker(worker.pid, libc::SIGKILL);
+                        worker.send_kill(libc::SIGKILL);
                     }
                     i += 1;
                     continue;
@@ -284,7 +328,11 @@ impl Io {
                 error: error.clone(),
             }),
             Some(Kill::Terminate(signal)) => Failure::from_error(Terminated { signal: *signal }),
-            _ => Failure::from_error(WorkerDied { pid, status }),
+            _ => Failure::from_error(WorkerDied {
+                pid,
+                status,
+                host: worker.host.to_string(),
+            }),
         };
         head.completion.fail(failure);
         let mut requeue = Vec::new();

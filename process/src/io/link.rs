@@ -7,6 +7,10 @@ use std::os::fd::AsRawFd;
 use crate::frame::{self, FrameError};
 use crate::sys;
 
+use std::time::Instant;
+
+use crate::launcher::KillPolicy;
+
 use super::lifecycle::{Kill, Worker};
 
 /// Most bytes read from one worker per wake, so one huge result cannot starve the others.
@@ -110,5 +114,48 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Where a launched worker's kill stands: a launcher gets `SIGTERM` before `SIGKILL`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Escalation {
+    None,
+    /// `SIGTERM` sent; `SIGKILL` due at this instant.
+    Due(Instant),
+    /// `SIGKILL` sent.
+    Sent,
+}
+
+impl Worker {
+    /// Sends `signal` the way this worker's link needs. A launched worker's `SIGKILL` goes to
+    /// its launcher as `SIGTERM` first, which `ssh` and `mpirun` pass on and `srun` turns into
+    /// a cancel of its step (a `SIGKILL`ed `srun` leaves its job running); `SIGKILL` follows
+    /// after the grace if the launcher is still there ([`Worker::escalate`]).
+    pub(super) fn send_kill(&mut self, signal: i32) {
+        let through_launcher = self.kill_policy == KillPolicy::ThroughLauncher;
+        if signal == libc::SIGKILL && through_launcher && self.escalation == Escalation::None {
+            sys::kill_worker(self.pid, libc::SIGTERM);
+            self.escalation = Escalation::Due(Instant::now() + self.kill_grace);
+        } else {
+            sys::kill_worker(self.pid, signal);
+        }
+    }
+
+    /// Sends the `SIGKILL` a launcher given `SIGTERM` is due, if it is due; returns when it
+    /// will be, if it is still to come.
+    pub(super) fn escalate(&mut self, now: Instant) -> Option<Instant> {
+        let Escalation::Due(at) = self.escalation else {
+            return None;
+        };
+        if self.exited {
+            return None;
+        }
+        if now < at {
+            return Some(at);
+        }
+        sys::kill_worker(self.pid, libc::SIGKILL);
+        self.escalation = Escalation::Sent;
+        None
     }
 }

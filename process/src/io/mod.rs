@@ -16,6 +16,7 @@ mod dispatch;
 mod frames;
 mod lifecycle;
 mod link;
+mod master;
 
 use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
@@ -33,10 +34,14 @@ use crate::worker::fingerprint;
 
 use frames::Event;
 use lifecycle::{Kill, Phase, Worker};
+use link::Escalation;
+use master::HostMaster;
 
 /// `poll` owner tags of the eventfd and the express timer (worker indices otherwise).
 const WAKE: usize = usize::MAX;
 const EXPRESS_TIMER: usize = usize::MAX - 1;
+/// ... and of the pidfd of an ssh master coming up (`master`).
+const MASTER: usize = usize::MAX - 2;
 
 struct Terminating {
     signal: i32,
@@ -62,6 +67,8 @@ struct Io {
     pub(super) next_worker_id: u64,
     /// What `State::pids` holds.
     published_pids: Vec<u32>,
+    /// The ssh connection masters this pool started.
+    pub(super) masters: Vec<HostMaster>,
 }
 
 /// Marks the I/O thread gone however it ends, so that no caller waits for it forever and no
@@ -108,6 +115,7 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
         owners: Vec::new(),
         next_worker_id: 0,
         published_pids: Vec::new(),
+        masters: Vec::new(),
     };
     io.run();
 }
@@ -120,6 +128,7 @@ impl Io {
             // steps below hand out (or start replacements for).
             self.reap();
             self.assign();
+            self.check_masters(Instant::now());
             self.spawn_needed();
             for worker in &mut self.workers {
                 worker.flush();
@@ -133,6 +142,7 @@ impl Io {
             }
             self.wait_for_events();
         }
+        self.close_masters();
         let leftovers = {
             let mut state = self.shared.lock();
             state.io_done = true;
@@ -216,12 +226,19 @@ impl Io {
             .workers
             .iter()
             .filter(|w| w.takes_calls(config))
-            .map(Worker::pid);
-        if current.clone().eq(self.published_pids.iter().copied()) {
+            .map(|w| (w.pid(), &w.host));
+        if current
+            .clone()
+            .map(|(pid, _)| pid)
+            .eq(self.published_pids.iter().copied())
+        {
             return;
         }
-        self.published_pids = current.collect();
-        self.shared.lock().pids.clone_from(&self.published_pids);
+        let hosts: Vec<Arc<str>> = current.clone().map(|(_, host)| Arc::clone(host)).collect();
+        self.published_pids = current.map(|(pid, _)| pid).collect();
+        let mut state = self.shared.lock();
+        state.pids.clone_from(&self.published_pids);
+        state.hosts = hosts;
     }
 
     pub(super) fn check_timers(&mut self, now: Instant) {
@@ -234,6 +251,7 @@ impl Io {
             }
         }
         for worker in &mut self.workers {
+            worker.escalate(now);
             if worker.kill.is_some() || worker.exited {
                 continue;
             }
@@ -264,12 +282,18 @@ impl Io {
         if let Some(at) = self.restarts.waiting_until(Instant::now()) {
             consider(at);
         }
+        if let (_, Some(at)) = self.starting_masters() {
+            consider(at);
+        }
         if let Some(t) = &self.terminating {
             if !t.escalated {
                 consider(t.escalate_at);
             }
         }
         for worker in &self.workers {
+            if let (Escalation::Due(at), false) = (worker.escalation, worker.exited) {
+                consider(at);
+            }
             if worker.kill.is_some() || worker.exited {
                 continue;
             }
@@ -295,6 +319,11 @@ impl Io {
         owners.push((WAKE, 0u8));
         fds.push(pollfd(self.shared.express_timer.raw(), libc::POLLIN));
         owners.push((EXPRESS_TIMER, 0u8));
+        let (masters, _) = self.starting_masters();
+        for fd in masters {
+            fds.push(pollfd(fd, libc::POLLIN));
+            owners.push((MASTER, 0u8));
+        }
         for (i, worker) in self.workers.iter().enumerate() {
             if let Some(fd) = &worker.results {
                 // A lent or loaned worker's answer is for the thread waiting on it to read
@@ -345,6 +374,10 @@ impl Io {
             }
             if i == WAKE {
                 self.shared.wake.drain();
+                continue;
+            }
+            if i == MASTER {
+                // `check_masters` notes it on the next turn.
                 continue;
             }
             if i == EXPRESS_TIMER {

@@ -14,6 +14,8 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use concur_process::Launcher;
+
 /// How long any wait on a task's result may take before the test fails instead of hanging.
 pub const RESULT_BOUND: Duration = Duration::from_secs(30);
 
@@ -84,45 +86,27 @@ fn path_string(path: PathBuf) -> String {
         .expect("engine paths are UTF-8")
 }
 
-/// The launcher prefix that runs a worker on the test sshd: `ssh -F <config> concur-local`.
-pub fn ssh_prefix() -> Vec<String> {
-    ["ssh", "-F", &ssh_config(), "concur-local"]
-        .map(String::from)
-        .to_vec()
+/// The launcher that runs workers on the test sshd: `ssh -F <config> concur-local`, with the
+/// pool's own connection master.
+pub fn ssh_launcher() -> Launcher {
+    Launcher::ssh(["concur-local"]).args(["-F", &ssh_config()])
 }
 
-/// The launcher prefix that runs each worker as a one-task `srun` step, named `job_name` so a
-/// test can find its own jobs in `squeue`. `-u`: srun buffers a step's stdout by lines
-/// otherwise, and binary frames never arrive.
-pub fn srun_prefix(job_name: &str) -> Vec<String> {
-    let conf = format!("SLURM_CONF={}", slurm_conf());
-    [
-        "env", &conf, "srun", "-u", "-N1", "-n1", "-J", job_name, "--",
-    ]
-    .map(String::from)
-    .to_vec()
+/// The launcher that runs each worker as a one-task `srun` step, named `job_name` so a test
+/// can find its own jobs in `squeue`.
+pub fn srun_launcher(job_name: &str) -> Launcher {
+    Launcher::srun()
+        .env("SLURM_CONF", slurm_conf())
+        .args(["-J", job_name])
 }
 
-/// The launcher prefix that runs a worker as rank 0 of `mpirun -np 1` (mpirun relays its
-/// stdin to rank 0 and forwards stdout unbuffered). `odls_base_sigkill_timeout 0`: mpirun
-/// otherwise waits 2 s after a rank dies before it exits and closes the rank's stdout.
-pub fn mpirun_prefix() -> Vec<String> {
-    [
-        "env",
-        "OMPI_ALLOW_RUN_AS_ROOT=1",
-        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
-        "OMPI_MCA_btl=self",
-        "mpirun",
-        "--allow-run-as-root",
-        "--oversubscribe",
-        "--mca",
-        "odls_base_sigkill_timeout",
-        "0",
-        "-np",
-        "1",
-    ]
-    .map(String::from)
-    .to_vec()
+/// The launcher that runs a worker as rank 0 of `mpirun -np 1`, allowed to run as root.
+pub fn mpirun_launcher() -> Launcher {
+    Launcher::mpirun()
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_btl", "self")
+        .args(["--oversubscribe"])
 }
 
 /// Makes sure `engine` runs (installing and starting it once per test binary). Returns false
