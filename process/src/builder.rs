@@ -56,6 +56,7 @@ pub struct ProcessPoolBuilder {
     stderr: Option<OwnedFd>,
     max_frame: Option<usize>,
     startup_timeout: Option<Duration>,
+    heartbeat: Option<Duration>,
     terminate_grace: Option<Duration>,
 }
 
@@ -301,6 +302,38 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// The heartbeat interval (default: 1 s for launched workers, off for local ones;
+    /// `Duration::ZERO` turns heartbeats off for all, any other value turns them on for all).
+    ///
+    /// With heartbeats, the pool and each worker send each other a HEARTBEAT frame every
+    /// interval. A worker the pool has not heard from for twice the interval (a partition, a
+    /// `SIGSTOP`ped process, an intermediary that keeps the stream open) is declared dead and
+    /// killed through its launcher; its running call fails with
+    /// [`WorkerDied`](crate::WorkerDied) whose [`cause`](crate::WorkerDied::cause) is
+    /// [`HeartbeatLost`](crate::DeathCause::HeartbeatLost). A worker that hears nothing from the
+    /// pool for twice the interval, or whose calls stream ends while a task runs, kills itself,
+    /// so no worker is left behind on a remote host. Local workers do without by default: their
+    /// death is seen at once (pidfd, EOF), and a hung local task is what
+    /// [`task_timeout`](ProcessPoolBuilder::task_timeout) is for.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use concur_process::{Launcher, ProcessPool};
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .launcher(Launcher::ssh(["node1"]))
+    ///     .heartbeat(Duration::from_millis(250)) // a silent node is dead within 0.5 s
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = Some(interval);
+        self
+    }
+
     /// How long [`terminate_workers`](ProcessPool::terminate_workers) waits before it sends
     /// `SIGKILL` (default 1 s).
     pub fn terminate_grace(mut self, grace: Duration) -> Self {
@@ -351,7 +384,13 @@ impl ProcessPoolBuilder {
             stdout: self.stdout,
             stderr: self.stderr,
         };
-        let groups = plan(groups, &command)?;
+        if self
+            .heartbeat
+            .is_some_and(|d| d.as_millis() > u128::from(u32::MAX))
+        {
+            return Err(BuildError::Heartbeat(self.heartbeat.unwrap_or_default()));
+        }
+        let groups = plan(groups, &command, self.heartbeat)?;
         let config = Config {
             max_workers,
             max_tasks_per_child,

@@ -7,6 +7,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::BuildError;
 use crate::launcher::{Launcher, Target};
@@ -18,6 +19,9 @@ use crate::worker::ENV_WORKER;
 fn cstring(bytes: &[u8]) -> Result<CString, BuildError> {
     CString::new(bytes).map_err(|_| BuildError::Nul)
 }
+
+/// The heartbeat interval of launched workers unless the builder sets one.
+pub(crate) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
 
 /// What the builder says about the worker program, for every launcher of the pool.
 pub(crate) struct WorkerCommand {
@@ -50,6 +54,7 @@ fn duplicate(fd: &Option<OwnedFd>) -> Result<Option<OwnedFd>, BuildError> {
 pub(crate) fn plan(
     groups: Vec<(usize, Launcher)>,
     command: &WorkerCommand,
+    heartbeat: Option<Duration>,
 ) -> Result<Vec<Group>, BuildError> {
     let mut planned = Vec::new();
     for (max, launcher) in groups {
@@ -59,11 +64,17 @@ pub(crate) fn plan(
                 None => spawn_config(command)?,
                 Some(prefix) => launcher_config(prefix, &target, command)?,
             };
+            // Launched workers are on by default: EOF and the launcher's exit are no proof of
+            // a remote worker's death (or life). Local ones are off: the pidfd and EOF say at
+            // once when they die, and a hung one is what `task_timeout` is for.
+            let default = target.prefix.is_some().then_some(DEFAULT_HEARTBEAT);
+            let heartbeat = heartbeat.map_or(default, |d| (!d.is_zero()).then_some(d));
             slots.push(Slot {
                 host: Arc::from(target.host.as_str()),
                 spawn,
                 kill: target.kill,
                 master: target.master,
+                heartbeat,
             });
         }
         planned.push(Group { max, slots });

@@ -89,15 +89,40 @@ pub struct WorkerDied {
     /// Where it ran: this machine's host name for a local worker, the host given to
     /// [`Launcher::ssh`](crate::Launcher::ssh), the Slurm node, or the launcher's command line.
     pub host: String,
+    /// How the pool knew: the process ended by itself, or its link fell silent.
+    pub cause: DeathCause,
+}
+
+/// How the pool learned that a worker died ([`WorkerDied::cause`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeathCause {
+    /// The worker (or its launcher) ended: `status` says how.
+    Ended,
+    /// Nothing came from the worker for this long, past twice its heartbeat interval, so the
+    /// pool declared it dead and killed it through its launcher (`status` then says how the
+    /// launcher ended).
+    HeartbeatLost {
+        /// How long the link was silent when the pool gave up on it.
+        silent: Duration,
+    },
 }
 
 impl fmt::Display for WorkerDied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "worker {} on {} died while running the task: {}",
-            self.pid, self.host, self.status
-        )
+        match self.cause {
+            DeathCause::Ended => write!(
+                f,
+                "worker {} on {} died while running the task: {}",
+                self.pid, self.host, self.status
+            ),
+            DeathCause::HeartbeatLost { silent } => write!(
+                f,
+                "worker {} on {} declared dead while running the task: heartbeat lost (its link \
+                 silent for {silent:.1?}), then killed by the pool: {}",
+                self.pid, self.host, self.status
+            ),
+        }
     }
 }
 
@@ -417,6 +442,8 @@ pub enum BuildError {
     ZeroTasksPerChild,
     /// The frame limit is below the minimum (64 bytes) or above 4 GiB.
     FrameLimit(usize),
+    /// The heartbeat interval does not fit the frame's 32-bit milliseconds (about 49 days).
+    Heartbeat(Duration),
     /// A resource of the pool (pipe, thread, eventfd) could not be created.
     Io(std::io::Error),
     /// A path, argument or environment entry contains a NUL byte.
@@ -436,6 +463,9 @@ impl fmt::Display for BuildError {
             BuildError::ZeroTasksPerChild => f.write_str("max_tasks_per_child must be at least 1"),
             BuildError::FrameLimit(limit) => {
                 write!(f, "frame limit {limit} is outside 64 bytes ..= 4 GiB")
+            }
+            BuildError::Heartbeat(interval) => {
+                write!(f, "heartbeat interval {interval:?} exceeds 2^32 ms")
             }
             BuildError::Io(error) => write!(f, "could not set up the pool: {error}"),
             BuildError::Nul => {

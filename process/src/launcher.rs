@@ -382,6 +382,10 @@ impl Ssh {
         }
         base.extend(extra.iter().cloned());
         if !self.multiplex {
+            // Off means off, whatever an ssh config file says.
+            for s in ["ControlMaster=no", "ControlPath=none"] {
+                base.extend(["-o".into(), s.into()]);
+            }
             base.push(host.into());
             return (base, None);
         }

@@ -85,6 +85,7 @@ mod command;
 mod drive;
 mod error;
 mod frame;
+mod heartbeat;
 mod io;
 mod job;
 mod launcher;
@@ -100,7 +101,7 @@ mod worker;
 
 pub use builder::ProcessPoolBuilder;
 pub use error::{
-    BrokenProcessPool, BuildError, CodecError, CodecStage, ExitStatus, HandshakeError,
+    BrokenProcessPool, BuildError, CodecError, CodecStage, DeathCause, ExitStatus, HandshakeError,
     InitializerFailed, ProtocolError, SignatureMismatch, SpawnFailed, TaskKilled, TaskPanicked,
     TaskTimedOut, Terminated, UnknownTask, WorkerDied,
 };
@@ -115,8 +116,8 @@ pub use worker::worker_main;
 pub mod fuzzing {
     pub use crate::frame::{
         DEFAULT_MAX_FRAME, Frame, FrameError, Items, OutcomeIter, Outcomes, PROTOCOL_VERSION,
-        WireError, decode_frame, decode_frame_with_limit, encode_hello, encode_init,
-        encode_init_failed, encode_ready, encode_result, frame_size,
+        WireError, decode_frame, decode_frame_with_limit, encode_heartbeat, encode_hello,
+        encode_init, encode_init_failed, encode_ready, encode_result, frame_size,
     };
 
     /// The build fingerprint a worker of this build sends in its HELLO.

@@ -47,6 +47,8 @@ pub(crate) struct Slot {
     pub(crate) kill: KillPolicy,
     /// The ssh connection master to bring up before the first worker.
     pub(crate) master: Option<Master>,
+    /// The heartbeat interval of this host's workers, if they send and expect heartbeats.
+    pub(crate) heartbeat: Option<Duration>,
 }
 
 /// An idle worker lent by the sleeping I/O thread: `submit` may write one call to it directly,

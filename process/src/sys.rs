@@ -248,6 +248,16 @@ pub(crate) fn wait_readable_for(fd: RawFd, bound: std::time::Duration) -> bool {
     matches!(poll(&mut fds, ms), Ok(n) if n > 0)
 }
 
+/// Whether a write of at most `PIPE_BUF` bytes to `fd` would not block now.
+pub(crate) fn writable_now(fd: RawFd) -> bool {
+    let mut fds = [libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    }];
+    matches!(poll(&mut fds, 0), Ok(1) if fds[0].revents & libc::POLLOUT != 0)
+}
+
 pub(crate) fn kill_worker(pid: libc::pid_t, signal: libc::c_int) {
     // SAFETY: kill/killpg take plain integers; the pid is an unreaped child of ours, so it cannot
     // have been recycled for another process.

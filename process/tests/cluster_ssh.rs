@@ -271,3 +271,39 @@ fn one_pool_mixes_local_and_ssh_workers_and_names_their_hosts() {
     let after = pool.submit(tasks::square, 4).unwrap();
     assert_eq!(*after.result_timeout(RESULT_BOUND).unwrap(), 16);
 }
+
+#[test]
+fn a_stopped_remote_worker_fails_only_its_call_within_the_heartbeat_bound() {
+    if !engines::require(Engine::Ssh) {
+        return;
+    }
+    let interval = std::time::Duration::from_millis(200);
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .launcher(engines::ssh_launcher())
+        .heartbeat(interval)
+        .startup_timeout(RESULT_BOUND)
+        .build()
+        .unwrap();
+    let (died, _) = engines::stop_during_a_call(&pool, Victim::Worker);
+    assert_eq!(died.host, "concur-local");
+}
+
+/// Without multiplexing the ssh client relays the session itself (with it, the master does,
+/// and a stopped client changes nothing): stopped, it keeps the streams open and passes
+/// nothing, so only heartbeats tell either side.
+#[test]
+fn a_stopped_ssh_client_fails_only_its_call_and_its_busy_worker_exits() {
+    if !engines::require(Engine::Ssh) {
+        return;
+    }
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .launcher(engines::ssh_launcher().multiplexing(false))
+        .heartbeat(std::time::Duration::from_millis(200))
+        .terminate_grace(std::time::Duration::from_millis(200))
+        .startup_timeout(RESULT_BOUND)
+        .build()
+        .unwrap();
+    engines::stop_during_a_call(&pool, Victim::Launcher);
+}

@@ -246,6 +246,7 @@ impl Io {
             w.in_flight.push_back(job);
         }
         if !bytes.is_empty() {
+            w.heard();
             w.rbuf.drain(..w.rpos);
             w.rpos = 0;
             w.rbuf.splice(0..0, bytes);

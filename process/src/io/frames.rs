@@ -92,9 +92,11 @@ impl Io {
                     }
                     worker.phase = Phase::Init;
                 }
+                (Phase::Init | Phase::Ready, Frame::Heartbeat { .. }) => {}
                 (Phase::Init, Frame::Ready) => {
                     worker.phase = Phase::Ready;
                     worker.head_since = Instant::now();
+                    worker.last_heard = worker.head_since;
                     events.push(Event::Ready);
                 }
                 (Phase::Init, Frame::InitFailed(wire)) => {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use concur_core::Failure;
 
 use crate::error::{
-    BrokenProcessPool, ExitStatus, HandshakeError, ProtocolError, SpawnFailed, TaskKilled,
-    TaskTimedOut, Terminated, WorkerDied,
+    BrokenProcessPool, DeathCause, ExitStatus, HandshakeError, ProtocolError, SpawnFailed,
+    TaskKilled, TaskTimedOut, Terminated, WorkerDied,
 };
 use crate::frame::{self, FrameError};
 use crate::job::Job;
@@ -37,12 +37,21 @@ pub(super) enum Phase {
 
 /// Why the pool killed a worker, which decides the error of the call it was running.
 pub(super) enum Kill {
-    Timeout { id: u64, timeout: Duration },
-    Cancel { id: u64 },
+    Timeout {
+        id: u64,
+        timeout: Duration,
+    },
+    Cancel {
+        id: u64,
+    },
     Protocol(FrameError),
     Startup(Failure),
     Terminate(i32),
     Broken,
+    /// Nothing came from it for this long, past twice its heartbeat interval.
+    Silent {
+        silent: Duration,
+    },
 }
 
 pub(super) struct Worker {
@@ -86,6 +95,11 @@ pub(super) struct Worker {
     pub(super) host: Arc<str>,
     pub(super) kill_policy: KillPolicy,
     pub(super) escalation: Escalation,
+    /// The heartbeat interval (`crate::io::liveness`), when last heard from, and when the
+    /// pool's next heartbeat to it is due.
+    pub(super) heartbeat: Option<Duration>,
+    pub(super) last_heard: Instant,
+    pub(super) next_beat: Instant,
     /// How long a launcher sent `SIGTERM` has before `SIGKILL` (`terminate_grace`).
     pub(super) kill_grace: Duration,
 }
@@ -198,6 +212,10 @@ impl Io {
                     .as_ref()
                     .map(|(name, signature, args)| (*name, *signature, args.as_slice()));
                 frame::encode_init(&mut prefix, self.config.max_frame as u32, init);
+                if let Some(interval) = target.heartbeat {
+                    // Tells the worker the interval: it starts its own heartbeats.
+                    frame::encode_heartbeat(&mut prefix, interval.as_millis() as u32);
+                }
                 let now = Instant::now();
                 self.next_worker_id += 1;
                 self.workers.push(Worker {
@@ -231,6 +249,9 @@ impl Io {
                     kill_policy: target.kill,
                     escalation: Escalation::None,
                     kill_grace: self.config.terminate_grace,
+                    heartbeat: target.heartbeat,
+                    last_heard: now,
+                    next_beat: now,
                 });
                 true
             }
@@ -328,10 +349,17 @@ impl Io {
                 error: error.clone(),
             }),
             Some(Kill::Terminate(signal)) => Failure::from_error(Terminated { signal: *signal }),
+            Some(Kill::Silent { silent }) => Failure::from_error(WorkerDied {
+                pid,
+                status,
+                host: worker.host.to_string(),
+                cause: DeathCause::HeartbeatLost { silent: *silent },
+            }),
             _ => Failure::from_error(WorkerDied {
                 pid,
                 status,
                 host: worker.host.to_string(),
+                cause: DeathCause::Ended,
             }),
         };
         head.completion.fail(failure);

@@ -96,7 +96,11 @@ impl Worker {
             let want = budget
                 .min(4 << 20)
                 .min(self.rbuf.capacity() - self.rbuf.len());
-            match sys::read_into_spare(fd, &mut self.rbuf, want) {
+            let read = sys::read_into_spare(fd, &mut self.rbuf, want);
+            if matches!(read, Ok(n) if n > 0) {
+                self.heard();
+            }
+            match read {
                 Ok(0) => {
                     self.eof = true;
                     self.results = None;

@@ -16,6 +16,7 @@ mod dispatch;
 mod frames;
 mod lifecycle;
 mod link;
+mod liveness;
 mod master;
 
 use std::collections::VecDeque;
@@ -242,6 +243,7 @@ impl Io {
     }
 
     pub(super) fn check_timers(&mut self, now: Instant) {
+        self.check_heartbeats(now);
         if let Some(t) = &mut self.terminating {
             if !t.escalated && now >= t.escalate_at {
                 t.escalated = true;
@@ -283,6 +285,9 @@ impl Io {
             consider(at);
         }
         if let (_, Some(at)) = self.starting_masters() {
+            consider(at);
+        }
+        if let Some(at) = self.next_heartbeat() {
             consider(at);
         }
         if let Some(t) = &self.terminating {

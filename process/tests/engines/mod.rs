@@ -343,6 +343,46 @@ pub fn worker_died(future: &concur_core::Future<()>) -> concur_process::WorkerDi
         .clone()
 }
 
+/// SIGSTOPs `victim` while a call runs on `pool` (one worker, heartbeats on): the call fails
+/// with a lost heartbeat, the pool's next call succeeds, and the worker, continued, is gone
+/// within the bound (it hears no more from its pool). Returns the error and the time from the
+/// stop to the failure.
+pub fn stop_during_a_call(
+    pool: &concur_process::ProcessPool,
+    victim: Victim,
+) -> (concur_process::WorkerDied, Duration) {
+    let (hung, announced) = hung_call(pool, "stop");
+    let worker: u32 = announced[0].parse().unwrap();
+    let [launcher] = pool.worker_pids()[..] else {
+        panic!("one worker, one launcher: {:?}", pool.worker_pids());
+    };
+    let stopped_pid = match victim {
+        Victim::Worker => worker,
+        Victim::Launcher => launcher,
+    };
+    // SAFETY: plain kill(2) of a process this test's pool started.
+    unsafe { libc::kill(stopped_pid as libc::pid_t, libc::SIGSTOP) };
+    let stopped = Instant::now();
+    let died = worker_died(&hung);
+    let latency = stopped.elapsed();
+    assert!(
+        matches!(died.cause, concur_process::DeathCause::HeartbeatLost { .. }),
+        "{died}"
+    );
+    assert_eq!(died.pid, launcher);
+    println!("{victim:?} SIGSTOPped mid-call: WorkerDied after {latency:?}: {died}");
+    let after = pool.submit(tasks::square, 3).unwrap();
+    assert_eq!(*after.result_timeout(RESULT_BOUND).unwrap(), 9);
+    // SAFETY: as above; a stopped process that was killed meanwhile ignores it.
+    unsafe { libc::kill(stopped_pid as libc::pid_t, libc::SIGCONT) };
+    let gone = eventually(RESULT_BOUND, || !crate::common::exists(worker));
+    if !gone {
+        crate::common::sigkill(worker);
+    }
+    assert!(gone, "worker {worker} outlived the pool's verdict");
+    (died, latency)
+}
+
 /// Which end of a launched worker a test kills.
 #[derive(Clone, Copy, Debug)]
 pub enum Victim {
@@ -377,15 +417,21 @@ pub fn kill_during_a_call(
     if let Victim::Launcher = victim {
         let killed = concur_process::ExitStatus::Signaled(libc::SIGKILL);
         assert_eq!(died.status, killed);
-        // Without heartbeats nothing tells a busy worker that its pool is gone: report whether
-        // it outlived its launcher, then end it (the test stops what it started).
-        let fate = if crate::common::exists(worker) {
-            "still running (orphan)"
-        } else {
-            "gone"
-        };
-        println!("worker {worker} after its launcher {launcher} was SIGKILLed: {fate}");
-        crate::common::sigkill(worker);
+        // A busy worker learns that its pool is gone from its heartbeats (the calls stream
+        // ends, or the pool's heartbeats stop): it must not outlive its launcher.
+        let killed = std::time::Instant::now();
+        let gone = eventually(RESULT_BOUND, || !crate::common::exists(worker));
+        if !gone {
+            crate::common::sigkill(worker);
+        }
+        assert!(
+            gone,
+            "busy worker {worker} outlived its SIGKILLed launcher {launcher}"
+        );
+        println!(
+            "busy worker {worker} gone {:?} after its launcher {launcher} was SIGKILLed",
+            killed.elapsed()
+        );
     }
     died
 }
