@@ -258,6 +258,14 @@ pub(crate) fn writable_now(fd: RawFd) -> bool {
     matches!(poll(&mut fds, 0), Ok(1) if fds[0].revents & libc::POLLOUT != 0)
 }
 
+/// Bytes waiting to be read in the pipe `fd` (`FIONREAD`).
+pub(crate) fn unread_bytes(fd: RawFd) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the valid pointer.
+    let ret = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    (ret == 0).then_some(n.max(0) as usize)
+}
+
 pub(crate) fn kill_worker(pid: libc::pid_t, signal: libc::c_int) {
     // SAFETY: kill/killpg take plain integers; the pid is an unreaped child of ours, so it cannot
     // have been recycled for another process.

@@ -101,6 +101,7 @@ impl Io {
             }
             if worker.in_flight.is_empty() {
                 worker.head_since = now;
+                worker.beats_at_busy = worker.beat_bytes;
             }
             worker.sent += 1;
             worker.in_flight.push_back(job);
@@ -207,6 +208,7 @@ impl Io {
             };
             debug_assert!(w.in_flight.is_empty() && w.unwritten == 0 && w.offset == 0);
             w.head_since = now;
+            w.beats_at_busy = w.beat_bytes;
             w.sent += lent.used + 1;
             if written == job.frame.len() {
                 w.unwritten = 1;
@@ -240,6 +242,7 @@ impl Io {
         if let Some(job) = job {
             debug_assert!(w.in_flight.is_empty());
             w.head_since = now;
+            w.beats_at_busy = w.beat_bytes;
             w.sent += 1;
             w.unwritten = 1;
             w.offset = 0;

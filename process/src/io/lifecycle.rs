@@ -3,7 +3,7 @@
 //! requeued. Start-up deaths feed `crate::restart`; repeated ones break the pool.
 
 use std::collections::VecDeque;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,8 +60,9 @@ pub(super) struct Worker {
     pub(super) pid: libc::pid_t,
     pub(super) pidfd: Option<OwnedFd>,
     pub(super) calls: Option<OwnedFd>,
-    /// The pool's own, never read, read end of the calls pipe (`spawn::Spawned::calls_reader`).
-    pub(super) _calls_reader: OwnedFd,
+    /// The pool's own, never read, read end of the calls pipe (`spawn::Spawned::calls_reader`);
+    /// after a death, what is left unread in the pipe tells which calls never started.
+    pub(super) calls_reader: OwnedFd,
     pub(super) results: Option<OwnedFd>,
     pub(super) rbuf: Vec<u8>,
     pub(super) rpos: usize,
@@ -100,6 +101,10 @@ pub(super) struct Worker {
     pub(super) heartbeat: Option<Duration>,
     pub(super) last_heard: Instant,
     pub(super) next_beat: Instant,
+    /// Heartbeat bytes written to the calls pipe, ever and when the worker last went from idle
+    /// to busy (`Io::never_started`).
+    pub(super) beat_bytes: u64,
+    pub(super) beats_at_busy: u64,
     /// How long a launcher sent `SIGTERM` has before `SIGKILL` (`terminate_grace`).
     pub(super) kill_grace: Duration,
 }
@@ -223,7 +228,7 @@ impl Io {
                     pid: spawned.pid,
                     pidfd: sys::pidfd_open(spawned.pid),
                     calls: Some(spawned.calls),
-                    _calls_reader: spawned.calls_reader,
+                    calls_reader: spawned.calls_reader,
                     results: Some(spawned.results),
                     rbuf: Vec::with_capacity(64 * 1024),
                     rpos: 0,
@@ -252,6 +257,8 @@ impl Io {
                     heartbeat: target.heartbeat,
                     last_heard: now,
                     next_beat: now,
+                    beat_bytes: 0,
+                    beats_at_busy: 0,
                 });
                 true
             }
@@ -333,6 +340,15 @@ impl Io {
             };
             self.startup_failure(cause, death);
         }
+        if !stopping && Self::never_started(&worker) {
+            // Not even the head was read: every call goes to a replacement, none ran.
+            let mut state = self.shared.lock();
+            for job in worker.in_flight.drain(..).rev() {
+                state.queue.push_front(job);
+            }
+            self.queued = state.queue.len();
+            return;
+        }
         let Some(head) = worker.in_flight.pop_front() else {
             return;
         };
@@ -386,6 +402,29 @@ impl Io {
             state.queue.push_front(job);
         }
         self.queued = state.queue.len();
+    }
+
+    /// Whether the dead worker provably never read its head call: the bytes left unread in its
+    /// calls pipe cover everything written since the head's first byte. That is overcounted
+    /// (every heartbeat since the worker last became busy), so the answer errs towards "it may
+    /// have started", never the other way. Only for deaths the pool did not cause for the head
+    /// (a timeout or cancel of it means it ran).
+    fn never_started(worker: &Worker) -> bool {
+        if worker.in_flight.is_empty() || !matches!(worker.kill, None | Some(Kill::Silent { .. })) {
+            return false;
+        }
+        let Some(unread) = sys::unread_bytes(worker.calls_reader.as_raw_fd()) else {
+            return false;
+        };
+        let calls: usize = worker
+            .in_flight
+            .iter()
+            .take(worker.unwritten)
+            .map(|job| job.frame.len())
+            .sum::<usize>()
+            + worker.offset;
+        let since_head = calls as u64 + (worker.beat_bytes - worker.beats_at_busy);
+        unread as u64 >= since_head
     }
 
     pub(super) fn stop_failure(&self) -> Failure {

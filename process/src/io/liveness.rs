@@ -38,7 +38,9 @@ impl Worker {
         }
         let mut bytes = Vec::with_capacity(16);
         frame::encode_heartbeat(&mut bytes, interval.as_millis() as u32);
-        let _ = sys::write_vectored(fd.as_raw_fd(), &[IoSlice::new(&bytes)]);
+        if let Ok(n) = sys::write_vectored(fd.as_raw_fd(), &[IoSlice::new(&bytes)]) {
+            self.beat_bytes += n as u64;
+        }
     }
 }
 
