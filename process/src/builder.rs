@@ -57,6 +57,7 @@ pub struct ProcessPoolBuilder {
     max_frame: Option<usize>,
     startup_timeout: Option<Duration>,
     heartbeat: Option<Duration>,
+    retries: u32,
     terminate_grace: Option<Duration>,
 }
 
@@ -334,6 +335,37 @@ impl ProcessPoolBuilder {
         self
     }
 
+    /// How many more times a call runs when its worker dies under it (default 0: never),
+    /// only for tasks declared `#[idempotent]` in [`task!`](crate::task): the call may have run,
+    /// in part or whole, on the dead worker. It goes to the front of the queue, for the next
+    /// free worker (a replacement may be on the same host). When every attempt fails, the
+    /// future fails with [`AttemptsFailed`](crate::AttemptsFailed), which lists each attempt's
+    /// host and cause. Deaths the pool caused for the call (its timeout, its cancel) are not
+    /// retried. Calls the dead worker had not started always run elsewhere, retries or not.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use concur_process::{Launcher, ProcessPool};
+    ///
+    /// concur_process::task! {
+    ///     #[idempotent]
+    ///     fn checksum(path: String) -> u64 { path.len() as u64 }
+    /// }
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .launcher(Launcher::ssh(["node1", "node2"]))
+    ///     .retries(2)
+    ///     .build()
+    ///     .unwrap();
+    /// let sum = pool.submit(checksum, "/data/a".to_owned()).unwrap();
+    /// # drop(sum);
+    /// ```
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
     /// How long [`terminate_workers`](ProcessPool::terminate_workers) waits before it sends
     /// `SIGKILL` (default 1 s).
     pub fn terminate_grace(mut self, grace: Duration) -> Self {
@@ -401,6 +433,7 @@ impl ProcessPoolBuilder {
             startup_timeout: self.startup_timeout.unwrap_or(Duration::from_secs(30)),
             terminate_grace: self.terminate_grace.unwrap_or(Duration::from_secs(1)),
             groups,
+            retries: self.retries,
         };
         let shared =
             Arc::new(Shared::new(self.task_timeout.is_none(), max_frame).map_err(BuildError::Io)?);

@@ -128,6 +128,39 @@ impl fmt::Display for WorkerDied {
 
 impl std::error::Error for WorkerDied {}
 
+/// Every attempt at an idempotent call failed because its worker died
+/// ([`retries`](crate::ProcessPoolBuilder::retries)): one [`WorkerDied`] per attempt, in order.
+///
+/// # Examples
+///
+/// ```no_run
+/// # concur_process::task! { #[idempotent] fn crash() { std::process::abort() } }
+/// use concur_process::AttemptsFailed;
+///
+/// let pool = concur_process::ProcessPool::builder().retries(2).build().unwrap();
+/// let failure = pool.submit(crash, ()).unwrap().error().unwrap().unwrap();
+/// let failed = failure.downcast_ref::<AttemptsFailed>().unwrap();
+/// assert_eq!(failed.attempts.len(), 3);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AttemptsFailed {
+    /// How each attempt's worker died, first to last.
+    pub attempts: Vec<WorkerDied>,
+}
+
+impl fmt::Display for AttemptsFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "all {} attempts failed:", self.attempts.len())?;
+        for (n, died) in self.attempts.iter().enumerate() {
+            write!(f, " [{}] {died};", n + 1)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AttemptsFailed {}
+
 /// The task panicked in its worker; the worker survives.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -70,7 +70,7 @@
 //! ## Errors
 //!
 //! A task's future fails with a [`concur_core::Failure`] wrapping one of this crate's error
-//! types: [`WorkerDied`], [`TaskPanicked`], [`TaskTimedOut`], [`TaskKilled`], [`UnknownTask`],
+//! types: [`WorkerDied`], [`AttemptsFailed`], [`TaskPanicked`], [`TaskTimedOut`], [`TaskKilled`], [`UnknownTask`],
 //! [`SignatureMismatch`], [`CodecError`], [`ProtocolError`], [`Terminated`] or [`BrokenProcessPool`].
 //! Match them with `failure.downcast_ref::<WorkerDied>()`.
 //!
@@ -101,9 +101,9 @@ mod worker;
 
 pub use builder::ProcessPoolBuilder;
 pub use error::{
-    BrokenProcessPool, BuildError, CodecError, CodecStage, DeathCause, ExitStatus, HandshakeError,
-    InitializerFailed, ProtocolError, SignatureMismatch, SpawnFailed, TaskKilled, TaskPanicked,
-    TaskTimedOut, Terminated, UnknownTask, WorkerDied,
+    AttemptsFailed, BrokenProcessPool, BuildError, CodecError, CodecStage, DeathCause, ExitStatus,
+    HandshakeError, InitializerFailed, ProtocolError, SignatureMismatch, SpawnFailed, TaskKilled,
+    TaskPanicked, TaskTimedOut, Terminated, UnknownTask, WorkerDied,
 };
 pub use launcher::Launcher;
 pub use map::{Map, MapOptions};

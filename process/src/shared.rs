@@ -32,6 +32,8 @@ pub(crate) struct Config {
     pub(crate) terminate_grace: Duration,
     /// Where workers start: each group's launcher expanded into its hosts.
     pub(crate) groups: Vec<Group>,
+    /// How many more times an idempotent call runs after its worker died.
+    pub(crate) retries: u32,
 }
 
 /// Up to `max` workers started through one launcher, spread across its slots (hosts).

@@ -245,6 +245,7 @@ fn a_result_that_does_not_decode_fails_only_its_task() {
         name: "failures::make_odd",
         run: |_, _| {},
         signature: concur_process::__private::signature::<(), u64>,
+        idempotent: false,
     };
     fn local(_: ()) -> Even {
         Even(0)
@@ -267,6 +268,7 @@ fn an_unknown_task_fails_only_its_future() {
         name: "elsewhere::missing",
         run: |_, _| {},
         signature: concur_process::__private::signature::<u64, u64>,
+        idempotent: false,
     };
     fn local(x: u64) -> u64 {
         x

@@ -119,6 +119,9 @@ impl Io {
                     let Some(job) = worker.in_flight.pop_front() else {
                         break;
                     };
+                    if !self.attempts.is_empty() {
+                        self.attempts.remove(&job.id);
+                    }
                     worker.unwritten -= 1;
                     let (count, raw) = outcomes.raw();
                     job.completion

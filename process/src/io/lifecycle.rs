@@ -352,34 +352,42 @@ impl Io {
         let Some(head) = worker.in_flight.pop_front() else {
             return;
         };
+        let died = |cause| WorkerDied {
+            pid,
+            status,
+            host: worker.host.to_string(),
+            cause,
+        };
         let failure = match &worker.kill {
             Some(Kill::Timeout { id, timeout }) if *id == head.id => {
-                Failure::from_error(TaskTimedOut {
+                Err(Failure::from_error(TaskTimedOut {
                     timeout: *timeout,
                     pid,
-                })
+                }))
             }
-            Some(Kill::Cancel { id }) if *id == head.id => Failure::from_error(TaskKilled { pid }),
-            Some(Kill::Protocol(error)) => Failure::from_error(ProtocolError {
+            Some(Kill::Cancel { id }) if *id == head.id => {
+                Err(Failure::from_error(TaskKilled { pid }))
+            }
+            Some(Kill::Protocol(error)) => Err(Failure::from_error(ProtocolError {
                 pid,
                 error: error.clone(),
-            }),
-            Some(Kill::Terminate(signal)) => Failure::from_error(Terminated { signal: *signal }),
-            Some(Kill::Silent { silent }) => Failure::from_error(WorkerDied {
-                pid,
-                status,
-                host: worker.host.to_string(),
-                cause: DeathCause::HeartbeatLost { silent: *silent },
-            }),
-            _ => Failure::from_error(WorkerDied {
-                pid,
-                status,
-                host: worker.host.to_string(),
-                cause: DeathCause::Ended,
-            }),
+            })),
+            Some(Kill::Terminate(signal)) => {
+                Err(Failure::from_error(Terminated { signal: *signal }))
+            }
+            Some(Kill::Silent { silent }) => {
+                Ok(died(DeathCause::HeartbeatLost { silent: *silent }))
+            }
+            _ => Ok(died(DeathCause::Ended)),
         };
-        head.completion.fail(failure);
         let mut requeue = Vec::new();
+        match failure {
+            Err(failure) => {
+                self.attempts.remove(&head.id);
+                head.completion.fail(failure);
+            }
+            Ok(died) => requeue.extend(self.retry_or_fail(head, died, stopping)),
+        }
         for job in worker.in_flight.drain(..) {
             if job.kill_on_start {
                 job.completion.fail(Failure::from_error(TaskKilled { pid }));

@@ -18,15 +18,16 @@ mod lifecycle;
 mod link;
 mod liveness;
 mod master;
+mod retry;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Instant;
 
 use concur_core::Failure;
 
-use crate::error::{BrokenProcessPool, HandshakeError, Terminated};
+use crate::error::{BrokenProcessPool, HandshakeError, Terminated, WorkerDied};
 use crate::job::Job;
 use crate::restart::Restarts;
 use crate::shared::{Config, Shared};
@@ -70,6 +71,8 @@ struct Io {
     published_pids: Vec<u32>,
     /// The ssh connection masters this pool started.
     pub(super) masters: Vec<HostMaster>,
+    /// The failed attempts of calls being retried, by call id (`retry`).
+    pub(super) attempts: HashMap<u64, Vec<WorkerDied>>,
 }
 
 /// Marks the I/O thread gone however it ends, so that no caller waits for it forever and no
@@ -117,6 +120,7 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
         next_worker_id: 0,
         published_pids: Vec::new(),
         masters: Vec::new(),
+        attempts: HashMap::new(),
     };
     io.run();
 }
