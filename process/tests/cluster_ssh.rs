@@ -307,3 +307,40 @@ fn a_stopped_ssh_client_fails_only_its_call_and_its_busy_worker_exits() {
         .unwrap();
     engines::stop_during_a_call(&pool, Victim::Launcher);
 }
+
+#[test]
+fn an_idempotent_call_whose_worker_died_in_a_mixed_pool_runs_again() {
+    if !engines::require(Engine::Ssh) {
+        return;
+    }
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .add_workers(1, engines::ssh_launcher())
+        .retries(1)
+        .startup_timeout(RESULT_BOUND)
+        .build()
+        .unwrap();
+    // One worker (local or remote) holds a hung call; the other gets the idempotent one.
+    let (busy, _) = engines::hung_call(&pool, "retry-busy");
+    let fifo = common::Fifo::new("retry");
+    let marker = tempfile_path("retry-marker");
+    let _ = std::fs::remove_file(&marker);
+    let call = pool
+        .submit(
+            tasks::hang_once_then_square,
+            (
+                fifo.path_string(),
+                marker.to_string_lossy().into_owned(),
+                12,
+            ),
+        )
+        .unwrap();
+    let worker: u32 = engines::announcement(&fifo, RESULT_BOUND)[0]
+        .parse()
+        .unwrap();
+    common::sigkill(worker);
+    assert_eq!(*call.result_timeout(RESULT_BOUND).unwrap(), 144);
+    let _ = std::fs::remove_file(marker);
+    pool.kill_workers();
+    assert!(busy.error_timeout(RESULT_BOUND).unwrap().is_some());
+}
