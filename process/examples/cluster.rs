@@ -21,7 +21,7 @@
 
 use std::path::PathBuf;
 
-use concur_process::ProcessPool;
+use concur_process::{Launcher, ProcessPool};
 
 #[path = "common/primes.rs"]
 mod primes;
@@ -31,11 +31,11 @@ use primes::{PRIMES, is_prime};
 struct Placement {
     describe: String,
     workers: usize,
-    launcher: Vec<String>,
+    launcher: Launcher,
 }
 
-/// One `srun` step per worker, one per task of the allocation. `-u`: srun buffers a step's
-/// stdout by lines otherwise, and the pool's binary frames never arrive.
+/// One `srun` step per worker, one per task of the allocation, spread over its nodes
+/// (`Launcher::srun` reads `SLURM_JOB_NODELIST` and always passes `-u`).
 fn slurm(job: &str) -> Placement {
     let workers = std::env::var("SLURM_NTASKS")
         .ok()
@@ -44,9 +44,7 @@ fn slurm(job: &str) -> Placement {
     Placement {
         describe: format!("{workers} srun steps in Slurm job {job}"),
         workers,
-        launcher: ["srun", "-u", "-N1", "-n1", "--exact", "--"]
-            .map(String::from)
-            .to_vec(),
+        launcher: Launcher::srun().args(["--exact"]),
     }
 }
 
@@ -61,7 +59,7 @@ fn ssh() -> Placement {
     Placement {
         describe: format!("2 workers over ssh to {host} (config {config})"),
         workers: 2,
-        launcher: vec!["ssh".into(), "-F".into(), config, host],
+        launcher: Launcher::ssh([host]).args(["-F", &config]),
     }
 }
 

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use concur_process::{MapOptions, ProcessPool};
+use concur_process::{Launcher, MapOptions, ProcessPool};
 
 #[path = "common/rounds.rs"]
 mod rounds;
@@ -126,7 +126,7 @@ fn command_time(argv: &[String]) -> Spread {
 fn ssh_pool(workers: usize) -> ProcessPool {
     ProcessPool::builder()
         .max_workers(workers)
-        .launcher(ssh(&[]))
+        .launcher(Launcher::ssh(["concur-local"]).args(["-F", &ssh_config()]))
         .startup_timeout(BOUND)
         .build()
         .expect("start a pool over ssh")
@@ -239,6 +239,43 @@ fn pool_kill_to_error(pool: &ProcessPool) -> Spread {
             let failure = hung.error_timeout(BOUND).unwrap();
             let elapsed = start.elapsed();
             assert!(failure.is_some(), "the hung call failed");
+            elapsed
+        })
+        .collect();
+    Spread::of(runs)
+}
+
+/// A remote worker SIGSTOPped mid-call to the call's `WorkerDied` (heartbeat lost), at a
+/// heartbeat `interval`; the stopped worker is continued afterwards (it then ends itself).
+fn stop_to_error(interval: Duration, rounds: usize) -> Spread {
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .launcher(Launcher::ssh(["concur-local"]).args(["-F", &ssh_config()]))
+        .heartbeat(interval)
+        .startup_timeout(BOUND)
+        .build()
+        .expect("start a pool over ssh");
+    let runs = (0..rounds)
+        .map(|_| {
+            let remote = *pool
+                .submit(tasks::pid, ())
+                .unwrap()
+                .result_timeout(BOUND)
+                .unwrap();
+            let hung = pool.submit(tasks::hang, ()).unwrap();
+            while !hung.is_running() {
+                std::thread::yield_now();
+            }
+            // As above: let the worker pick the call up.
+            std::thread::sleep(Duration::from_millis(5));
+            let start = Instant::now();
+            // SAFETY: plain kill(2) of a process this run started (through ssh).
+            unsafe { libc::kill(remote as libc::pid_t, libc::SIGSTOP) };
+            let failure = hung.error_timeout(BOUND).unwrap();
+            let elapsed = start.elapsed();
+            // SAFETY: as above.
+            unsafe { libc::kill(remote as libc::pid_t, libc::SIGCONT) };
+            assert!(failure.is_some(), "the stopped call failed");
             elapsed
         })
         .collect();
@@ -376,6 +413,15 @@ fn main() {
         "remote worker SIGKILLed to WorkerDied:       {pool_kill}  {:.2}x ssh's EOF (budget 1.2x)",
         pool_kill.ratio(&raw_kill)
     );
+
+    for (interval, rounds) in [(100, 5), (250, 5), (1000, 3)] {
+        let interval = Duration::from_millis(interval);
+        let stop = stop_to_error(interval, rounds);
+        println!(
+            "remote worker SIGSTOPped to WorkerDied, heartbeat {interval:?}: {stop}  (bound 2x = {:?})",
+            interval * 2
+        );
+    }
 
     for (label, prefix) in other_launchers() {
         let (start, rt) = through(&prefix);

@@ -35,7 +35,7 @@ use concur_core::Drive;
 
 use crate::frame::{self, Frame, FrameError, Outcomes};
 use crate::job::Job;
-use crate::pool::{Express, Expressed, Shared, State};
+use crate::shared::{Express, Expressed, Loan, Returned, Shared, State};
 use crate::sys;
 
 std::thread_local! {
@@ -46,25 +46,6 @@ std::thread_local! {
 
 /// Largest read buffer kept for the next drive.
 const KEPT_BUFFER: usize = 64 * 1024;
-
-/// A lent worker whose answer a waiting thread is reading.
-pub(crate) struct Loan {
-    pub(crate) worker: u64,
-    /// The driven call's id and its future's key (for `ProcessPool::cancel`).
-    pub(crate) id: u64,
-    pub(crate) key: usize,
-}
-
-/// A worker a driver handed back to the I/O thread.
-pub(crate) struct Returned {
-    pub(crate) worker: u64,
-    /// The driven call, if the driver did not complete it.
-    pub(crate) job: Option<Job>,
-    /// Bytes read from the results pipe and not consumed.
-    pub(crate) bytes: Vec<u8>,
-    /// Calls the worker answered while lent.
-    pub(crate) used: u64,
-}
 
 /// The [`Drive`] of a `submit` future: reads the call's answer if the call took the express
 /// path and nobody reads it yet; otherwise returns at once and the wait parks as usual.

@@ -76,28 +76,90 @@ impl fmt::Display for ExitStatus {
 /// let failure = pool.submit(crash, ()).unwrap().error().unwrap().unwrap();
 /// let died = failure.downcast_ref::<WorkerDied>().unwrap();
 /// assert_eq!(died.status, ExitStatus::Signaled(6)); // SIGABRT
-/// println!("{died}"); // worker 4242 died while running the task: killed by SIGABRT (6)
+/// println!("{died}"); // worker 4242 on host1 died while running the task: killed by SIGABRT (6)
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerDied {
-    /// The worker's process id.
+    /// The worker's process id: for a launched worker, its launcher's (`ssh`, `srun`, ...),
+    /// the process this pool started.
     pub pid: u32,
-    /// How it ended.
+    /// How it ended (for a launched worker, how its launcher ended).
     pub status: ExitStatus,
+    /// Where it ran: this machine's host name for a local worker, the host given to
+    /// [`Launcher::ssh`](crate::Launcher::ssh), the Slurm node, or the launcher's command line.
+    pub host: String,
+    /// How the pool knew: the process ended by itself, or its link fell silent.
+    pub cause: DeathCause,
+}
+
+/// How the pool learned that a worker died ([`WorkerDied::cause`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeathCause {
+    /// The worker (or its launcher) ended: `status` says how.
+    Ended,
+    /// Nothing came from the worker for this long, past twice its heartbeat interval, so the
+    /// pool declared it dead and killed it through its launcher (`status` then says how the
+    /// launcher ended).
+    HeartbeatLost {
+        /// How long the link was silent when the pool gave up on it.
+        silent: Duration,
+    },
 }
 
 impl fmt::Display for WorkerDied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "worker {} died while running the task: {}",
-            self.pid, self.status
-        )
+        match self.cause {
+            DeathCause::Ended => write!(
+                f,
+                "worker {} on {} died while running the task: {}",
+                self.pid, self.host, self.status
+            ),
+            DeathCause::HeartbeatLost { silent } => write!(
+                f,
+                "worker {} on {} declared dead while running the task: heartbeat lost (its link \
+                 silent for {silent:.1?}), then killed by the pool: {}",
+                self.pid, self.host, self.status
+            ),
+        }
     }
 }
 
 impl std::error::Error for WorkerDied {}
+
+/// Every attempt at an idempotent call failed because its worker died
+/// ([`retries`](crate::ProcessPoolBuilder::retries)): one [`WorkerDied`] per attempt, in order.
+///
+/// # Examples
+///
+/// ```no_run
+/// # concur_process::task! { #[idempotent] fn crash() { std::process::abort() } }
+/// use concur_process::AttemptsFailed;
+///
+/// let pool = concur_process::ProcessPool::builder().retries(2).build().unwrap();
+/// let failure = pool.submit(crash, ()).unwrap().error().unwrap().unwrap();
+/// let failed = failure.downcast_ref::<AttemptsFailed>().unwrap();
+/// assert_eq!(failed.attempts.len(), 3);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AttemptsFailed {
+    /// How each attempt's worker died, first to last.
+    pub attempts: Vec<WorkerDied>,
+}
+
+impl fmt::Display for AttemptsFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "all {} attempts failed:", self.attempts.len())?;
+        for (n, died) in self.attempts.iter().enumerate() {
+            write!(f, " [{}] {died};", n + 1)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for AttemptsFailed {}
 
 /// The task panicked in its worker; the worker survives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -413,6 +475,8 @@ pub enum BuildError {
     ZeroTasksPerChild,
     /// The frame limit is below the minimum (64 bytes) or above 4 GiB.
     FrameLimit(usize),
+    /// The heartbeat interval does not fit the frame's 32-bit milliseconds (about 49 days).
+    Heartbeat(Duration),
     /// A resource of the pool (pipe, thread, eventfd) could not be created.
     Io(std::io::Error),
     /// A path, argument or environment entry contains a NUL byte.
@@ -432,6 +496,9 @@ impl fmt::Display for BuildError {
             BuildError::ZeroTasksPerChild => f.write_str("max_tasks_per_child must be at least 1"),
             BuildError::FrameLimit(limit) => {
                 write!(f, "frame limit {limit} is outside 64 bytes ..= 4 GiB")
+            }
+            BuildError::Heartbeat(interval) => {
+                write!(f, "heartbeat interval {interval:?} exceeds 2^32 ms")
             }
             BuildError::Io(error) => write!(f, "could not set up the pool: {error}"),
             BuildError::Nul => {

@@ -16,7 +16,7 @@
 use core::fmt;
 
 /// Version of the frame layout and message bodies; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Default limit on one frame (header included): 1 GiB.
 pub const DEFAULT_MAX_FRAME: usize = 1 << 30;
@@ -38,6 +38,9 @@ pub const CALL: u8 = 5;
 /// Worker to pool: `u64 id, u32 count, count × (u8 tag, bytes)`; tag 0 is a postcard value,
 /// tag 1 a task error.
 pub const RESULT: u8 = 6;
+/// Either way, every heartbeat interval while the link is up: `u32 interval_ms`. The pool's
+/// first one, right after INIT, tells the worker the interval (and so its silence bound).
+pub const HEARTBEAT: u8 = 7;
 
 const TAG_OK: u8 = 0;
 const TAG_ERR: u8 = 1;
@@ -165,6 +168,11 @@ pub enum Frame<'a> {
         id: u64,
         /// The outcomes.
         outcomes: Outcomes<'a>,
+    },
+    /// The sender is alive; it sends one every `interval_ms`.
+    Heartbeat {
+        /// The sender's interval in milliseconds.
+        interval_ms: u32,
     },
 }
 
@@ -401,6 +409,9 @@ pub fn decode_frame_with_limit(
             }
         }
         READY => Frame::Ready,
+        HEARTBEAT => Frame::Heartbeat {
+            interval_ms: r.u32()?,
+        },
         INIT_FAILED => Frame::InitFailed(read_wire_error(&mut r)?),
         CALL => {
             let id = r.u64()?;
@@ -720,6 +731,13 @@ pub fn encode_ready(buf: &mut Vec<u8>) {
     FrameWriter::begin(buf, READY).end();
 }
 
+/// Encodes a HEARTBEAT frame.
+pub fn encode_heartbeat(buf: &mut Vec<u8>, interval_ms: u32) {
+    let mut w = FrameWriter::begin(buf, HEARTBEAT);
+    w.u32(interval_ms);
+    w.end();
+}
+
 /// Encodes an INIT_FAILED frame.
 pub fn encode_init_failed(buf: &mut Vec<u8>, error: &WireError) {
     let mut w = FrameWriter::begin(buf, INIT_FAILED);
@@ -769,6 +787,7 @@ mod tests {
         put_ok(&mut outcomes, &[5]);
         put_err(&mut outcomes, &WireError::UnknownTask);
         encode_result(&mut buf, 77, 2, &outcomes);
+        encode_heartbeat(&mut buf, 1000);
 
         let mut at = 0;
         let mut frames = Vec::new();
@@ -799,6 +818,7 @@ mod tests {
         assert_eq!(*id, 77);
         let got: Vec<_> = outcomes.iter().collect();
         assert_eq!(got, vec![Ok(&[5u8][..]), Err(WireError::UnknownTask)]);
+        assert_eq!(frames[5], Frame::Heartbeat { interval_ms: 1000 });
     }
 
     #[test]

@@ -70,7 +70,7 @@
 //! ## Errors
 //!
 //! A task's future fails with a [`concur_core::Failure`] wrapping one of this crate's error
-//! types: [`WorkerDied`], [`TaskPanicked`], [`TaskTimedOut`], [`TaskKilled`], [`UnknownTask`],
+//! types: [`WorkerDied`], [`AttemptsFailed`], [`TaskPanicked`], [`TaskTimedOut`], [`TaskKilled`], [`UnknownTask`],
 //! [`SignatureMismatch`], [`CodecError`], [`ProtocolError`], [`Terminated`] or [`BrokenProcessPool`].
 //! Match them with `failure.downcast_ref::<WorkerDied>()`.
 //!
@@ -80,27 +80,34 @@
 //! `PR_SET_PDEATHSIG` and pidfds (Linux 5.3; without pidfds death is seen by EOF alone).
 #![cfg(target_os = "linux")]
 
+mod builder;
+mod command;
 mod drive;
 mod error;
 mod frame;
+mod heartbeat;
 mod io;
 mod job;
+mod launcher;
 mod lifeline;
 mod map;
 mod pool;
 mod registry;
 mod restart;
+mod shared;
 mod spawn;
 mod sys;
 mod worker;
 
+pub use builder::ProcessPoolBuilder;
 pub use error::{
-    BrokenProcessPool, BuildError, CodecError, CodecStage, ExitStatus, HandshakeError,
-    InitializerFailed, ProtocolError, SignatureMismatch, SpawnFailed, TaskKilled, TaskPanicked,
-    TaskTimedOut, Terminated, UnknownTask, WorkerDied,
+    AttemptsFailed, BrokenProcessPool, BuildError, CodecError, CodecStage, DeathCause, ExitStatus,
+    HandshakeError, InitializerFailed, ProtocolError, SignatureMismatch, SpawnFailed, TaskKilled,
+    TaskPanicked, TaskTimedOut, Terminated, UnknownTask, WorkerDied,
 };
+pub use launcher::Launcher;
 pub use map::{Map, MapOptions};
-pub use pool::{ProcessPool, ProcessPoolBuilder};
+pub use pool::ProcessPool;
 pub use registry::Task;
 pub use worker::worker_main;
 
@@ -109,8 +116,8 @@ pub use worker::worker_main;
 pub mod fuzzing {
     pub use crate::frame::{
         DEFAULT_MAX_FRAME, Frame, FrameError, Items, OutcomeIter, Outcomes, PROTOCOL_VERSION,
-        WireError, decode_frame, decode_frame_with_limit, encode_hello, encode_init,
-        encode_init_failed, encode_ready, encode_result, frame_size,
+        WireError, decode_frame, decode_frame_with_limit, encode_heartbeat, encode_hello,
+        encode_init, encode_init_failed, encode_ready, encode_result, frame_size,
     };
 
     /// The build fingerprint a worker of this build sends in its HELLO.

@@ -384,3 +384,56 @@ impl<A, R, I: Iterator> std::fmt::Debug for Map<'_, A, R, I> {
             .finish_non_exhaustive()
     }
 }
+
+impl ProcessPool {
+    /// Applies `task` to every input on the workers and yields the results in input order
+    /// (Python's `map`), one call per input; see [`Map`] for the semantics.
+    ///
+    /// Inputs may be owned or borrowed (`[1u64, 2]`, `&vec`, `vec.iter()`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # concur_process::task! { fn square(x: u64) -> u64 { x * x } }
+    /// # let pool = concur_process::ProcessPool::builder().build().unwrap();
+    /// let squares: Vec<u64> = pool.map(square, 1..=4u64).map(Result::unwrap).collect();
+    /// assert_eq!(squares, [1, 4, 9, 16]);
+    /// ```
+    pub fn map<A, R, I>(&self, task: Task<A, R>, inputs: I) -> Map<'_, A, R, I::IntoIter>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+        I: IntoIterator,
+        I::Item: Borrow<A>,
+    {
+        Map::new(self, task, inputs.into_iter(), MapOptions::new())
+    }
+
+    /// [`map`](ProcessPool::map) with a timeout, an in-flight window and a `chunksize`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # concur_process::task! { fn square(x: u64) -> u64 { x * x } }
+    /// # let pool = concur_process::ProcessPool::builder().build().unwrap();
+    /// use concur_process::MapOptions;
+    ///
+    /// let options = MapOptions::new().chunksize(1000);
+    /// let total: u64 = pool.map_with(square, 0..100_000u64, options).map(Result::unwrap).sum();
+    /// # let _ = total;
+    /// ```
+    pub fn map_with<A, R, I>(
+        &self,
+        task: Task<A, R>,
+        inputs: I,
+        options: MapOptions,
+    ) -> Map<'_, A, R, I::IntoIter>
+    where
+        A: Serialize,
+        R: DeserializeOwned + Send + 'static,
+        I: IntoIterator,
+        I::Item: Borrow<A>,
+    {
+        Map::new(self, task, inputs.into_iter(), options)
+    }
+}

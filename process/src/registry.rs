@@ -95,6 +95,24 @@ impl<A, R> Task<A, R> {
     pub(crate) fn signature(&self) -> u64 {
         (self.entry.signature)()
     }
+
+    /// Whether the task was declared `#[idempotent]`, so that with
+    /// [`retries`](crate::ProcessPoolBuilder::retries) a call whose worker died runs again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// concur_process::task! {
+    ///     #[idempotent]
+    ///     fn square(x: u64) -> u64 { x * x }
+    ///     fn append(line: String) { let _ = line; }
+    /// }
+    /// assert!(square.is_idempotent());
+    /// assert!(!append.is_idempotent());
+    /// ```
+    pub fn is_idempotent(&self) -> bool {
+        self.entry.idempotent
+    }
 }
 
 /// One registration in the task registry. Built by [`task!`](crate::task) only.
@@ -106,6 +124,9 @@ pub struct TaskEntry {
     pub run: fn(&[u8], &mut Vec<u8>),
     /// The signature hash of the argument and result types.
     pub signature: fn() -> u64,
+    /// Declared `#[idempotent]`: a call may run again after its worker died
+    /// ([`retries`](crate::ProcessPoolBuilder::retries)).
+    pub idempotent: bool,
 }
 
 #[doc(hidden)]
@@ -234,7 +255,10 @@ where
 /// and doc comments, registered under `module_path!() :: name`. Parameters must be plain
 /// identifiers with types that implement `serde::Deserialize`; the result type must implement
 /// `serde::Serialize` (a missing `-> R` means `()`). Generic and `async` functions are not
-/// supported. Several functions may be declared in one block.
+/// supported. Several functions may be declared in one block. `#[idempotent]`, after a function's
+/// doc comment and before any other attribute, marks a task that is safe to run again: with
+/// [`retries`](crate::ProcessPoolBuilder::retries), its call re-runs on another worker when its
+/// worker dies.
 ///
 /// Like any `const`, a task's name is a pattern in its module: there, `let square = 3;` or
 /// `for pid in ..` do not compile when tasks named `square` or `pid` are in scope. Declaring
@@ -262,11 +286,31 @@ where
 macro_rules! task {
     () => {};
     (
+        $(#[doc = $doc:literal])*
+        #[idempotent]
         $(#[$meta:meta])*
         $vis:vis fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) -> $ret:ty $body:block
         $($rest:tt)*
     ) => {
-        $crate::__task_one! { [$(#[$meta])*] [$vis] $name [$($arg : $ty),*] [$ret] $body }
+        $crate::__task_one! { [$(#[doc = $doc])* $(#[$meta])*] [$vis] $name [$($arg : $ty),*] [$ret] [true] $body }
+        $crate::task! { $($rest)* }
+    };
+    (
+        $(#[doc = $doc:literal])*
+        #[idempotent]
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $body:block
+        $($rest:tt)*
+    ) => {
+        $crate::__task_one! { [$(#[doc = $doc])* $(#[$meta])*] [$vis] $name [$($arg : $ty),*] [()] [true] $body }
+        $crate::task! { $($rest)* }
+    };
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) -> $ret:ty $body:block
+        $($rest:tt)*
+    ) => {
+        $crate::__task_one! { [$(#[$meta])*] [$vis] $name [$($arg : $ty),*] [$ret] [false] $body }
         $crate::task! { $($rest)* }
     };
     (
@@ -274,7 +318,7 @@ macro_rules! task {
         $vis:vis fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $body:block
         $($rest:tt)*
     ) => {
-        $crate::__task_one! { [$(#[$meta])*] [$vis] $name [$($arg : $ty),*] [()] $body }
+        $crate::__task_one! { [$(#[$meta])*] [$vis] $name [$($arg : $ty),*] [()] [false] $body }
         $crate::task! { $($rest)* }
     };
 }
@@ -282,7 +326,7 @@ macro_rules! task {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __task_one {
-    ([$($meta:tt)*] [$vis:vis] $name:ident [$($arg:ident : $ty:ty),*] [$ret:ty] $body:block) => {
+    ([$($meta:tt)*] [$vis:vis] $name:ident [$($arg:ident : $ty:ty),*] [$ret:ty] [$idempotent:literal] $body:block) => {
         $($meta)*
         #[allow(non_upper_case_globals)]
         $vis const $name: $crate::Task<$crate::__task_args!($($ty),*), $ret> = {
@@ -309,6 +353,7 @@ macro_rules! __task_one {
                 name: ::core::concat!(::core::module_path!(), "::", ::core::stringify!($name)),
                 run: __run,
                 signature: __signature,
+                idempotent: $idempotent,
             };
             $crate::Task::__new(&__ENTRY, __call)
         };

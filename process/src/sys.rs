@@ -237,6 +237,35 @@ pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: libc::c_int) -> io::Res
 
 /// Sends `signal` to the process `pid` and to its process group (a worker leads its own group,
 /// so this also reaches processes its task started). The caller must not have reaped `pid`.
+/// Waits up to `bound` for `fd` to become readable (a pidfd: its process exited).
+pub(crate) fn wait_readable_for(fd: RawFd, bound: std::time::Duration) -> bool {
+    let mut fds = [libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    let ms = bound.as_millis().min(i32::MAX as u128) as libc::c_int;
+    matches!(poll(&mut fds, ms), Ok(n) if n > 0)
+}
+
+/// Whether a write of at most `PIPE_BUF` bytes to `fd` would not block now.
+pub(crate) fn writable_now(fd: RawFd) -> bool {
+    let mut fds = [libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    }];
+    matches!(poll(&mut fds, 0), Ok(1) if fds[0].revents & libc::POLLOUT != 0)
+}
+
+/// Bytes waiting to be read in the pipe `fd` (`FIONREAD`).
+pub(crate) fn unread_bytes(fd: RawFd) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the valid pointer.
+    let ret = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    (ret == 0).then_some(n.max(0) as usize)
+}
+
 pub(crate) fn kill_worker(pid: libc::pid_t, signal: libc::c_int) {
     // SAFETY: kill/killpg take plain integers; the pid is an unreaped child of ours, so it cannot
     // have been recycled for another process.

@@ -3,11 +3,14 @@
 use std::cell::RefCell;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::frame::{
     self, DEFAULT_MAX_FRAME, Frame, FrameError, HEADER_LEN, WireError, decode_frame_with_limit,
     frame_size, put_err,
 };
+use crate::heartbeat::Liveness;
 use crate::lifeline;
 use crate::registry;
 use crate::sys;
@@ -170,6 +173,8 @@ struct FrameReader {
     fd: i32,
     buf: Vec<u8>,
     start: usize,
+    /// With heartbeats on, reads go through the heartbeat thread's inbox first.
+    liveness: Option<Arc<Liveness>>,
 }
 
 impl FrameReader {
@@ -178,6 +183,15 @@ impl FrameReader {
             fd,
             buf: Vec::with_capacity(64 * 1024),
             start: 0,
+            liveness: None,
+        }
+    }
+
+    /// Writes a whole frame to the results descriptor.
+    fn write(&self, bytes: &[u8]) -> io::Result<()> {
+        match &self.liveness {
+            Some(liveness) => liveness.write_frame(bytes),
+            None => sys::write_all(FD_RESULTS, bytes),
         }
     }
 
@@ -193,6 +207,9 @@ impl FrameReader {
                 Ok(total) if available.len() >= total => {
                     let at = self.start;
                     self.start += total;
+                    if let Some(liveness) = &self.liveness {
+                        liveness.reading_done();
+                    }
                     return Ok(Some(Ok((at, total))));
                 }
                 Ok(total) => total,
@@ -205,7 +222,10 @@ impl FrameReader {
             }
             let want = need.max(64 * 1024);
             self.buf.reserve(want.saturating_sub(self.buf.len()));
-            let n = sys::read_into_spare(self.fd, &mut self.buf, 1 << 20)?;
+            let n = match &self.liveness {
+                Some(liveness) => liveness.read_calls(&mut self.buf, 1 << 20)?,
+                None => sys::read_into_spare(self.fd, &mut self.buf, 1 << 20)?,
+            };
             if n == 0 {
                 return Ok(None);
             }
@@ -279,18 +299,26 @@ fn serve(sync: bool) -> i32 {
             Ok(None) | Err(_) => return 0,
             Ok(Some(Err(_))) => return EXIT_PROTOCOL,
         };
-        let Ok((
-            Frame::Call {
-                id,
-                name,
-                signature,
-                args,
-            },
-            _,
-        )) = decode_frame_with_limit(reader.frame(at, len), limit)
-        else {
-            return EXIT_PROTOCOL;
-        };
+        let (id, name, signature, args) =
+            match decode_frame_with_limit(reader.frame(at, len), limit) {
+                Ok((
+                    Frame::Call {
+                        id,
+                        name,
+                        signature,
+                        args,
+                    },
+                    _,
+                )) => (id, name, signature, args),
+                Ok((Frame::Heartbeat { interval_ms }, _)) => {
+                    if reader.liveness.is_none() && interval_ms > 0 {
+                        let interval = Duration::from_millis(u64::from(interval_ms));
+                        reader.liveness = Liveness::start(interval);
+                    }
+                    continue;
+                }
+                _ => return EXIT_PROTOCOL,
+            };
         outcomes.clear();
         // Room for the RESULT header: length, version, kind, id, count.
         let budget = limit.saturating_sub(HEADER_LEN + 8 + 4);
@@ -319,7 +347,7 @@ fn serve(sync: bool) -> i32 {
         }
         out.clear();
         frame::encode_result(&mut out, id, args.len() as u32, &outcomes);
-        if sys::write_all(FD_RESULTS, &out).is_err() {
+        if reader.write(&out).is_err() {
             return 0;
         }
         if out.capacity() > 1 << 20 {

@@ -12,7 +12,7 @@ concur_process::test_worker!();
 fn mpirun_pool(workers: usize) -> ProcessPool {
     ProcessPool::builder()
         .max_workers(workers)
-        .launcher(engines::mpirun_prefix())
+        .launcher(engines::mpirun_launcher())
         .startup_timeout(RESULT_BOUND)
         .stderr(std::fs::File::create("/dev/null").unwrap())
         .build()

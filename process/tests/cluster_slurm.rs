@@ -17,7 +17,7 @@ const JOB_GONE_BOUND: Duration = Duration::from_secs(10);
 fn srun_pool(workers: usize, job_name: &str) -> concur_process::ProcessPoolBuilder {
     ProcessPool::builder()
         .max_workers(workers)
-        .launcher(engines::srun_prefix(job_name))
+        .launcher(engines::srun_launcher(job_name))
         .startup_timeout(RESULT_BOUND)
 }
 
@@ -130,4 +130,42 @@ fn sigterm_to_srun_cancels_its_step() {
         "job {job} still queued after its srun got SIGTERM"
     );
     assert_no_job_after_drop(pool, &name);
+}
+
+/// The pool kills a step's `srun` with SIGTERM before SIGKILL, so the step is cancelled rather
+/// than its job left running (a SIGKILLed srun leaves it in state R for minutes).
+fn assert_no_job_after_the_pool_kills(name: &str, kill: impl FnOnce(&ProcessPool)) {
+    let pool = srun_pool(1, name)
+        .task_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let (hung, announced) = engines::hung_call(&pool, name);
+    let job = announced[1].clone();
+    kill(&pool);
+    let failure = hung.error_timeout(RESULT_BOUND).unwrap().unwrap();
+    println!("job {job}: {failure}");
+    assert!(
+        engines::eventually(JOB_GONE_BOUND, || !jobs_named(name).contains(&job)),
+        "job {job} still queued after the pool killed its srun: {:?}",
+        jobs_named(name)
+    );
+    assert_no_job_after_drop(pool, name);
+}
+
+#[test]
+fn a_timed_out_step_leaves_no_job() {
+    if !engines::require(Engine::Slurm) {
+        return;
+    }
+    let name = job_name("timeout");
+    assert_no_job_after_the_pool_kills(&name, |_| {});
+}
+
+#[test]
+fn kill_workers_leaves_no_job() {
+    if !engines::require(Engine::Slurm) {
+        return;
+    }
+    let name = job_name("killworkers");
+    assert_no_job_after_the_pool_kills(&name, ProcessPool::kill_workers);
 }

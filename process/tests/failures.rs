@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use common::{Fifo, announce, hang, sigkill};
 
+use concur_process::fuzzing::PROTOCOL_VERSION;
+
 concur_process::test_worker!();
 
 concur_process::task! {
@@ -149,7 +151,7 @@ fn garbage_and_oversized_frames_replace_the_worker() {
         .unwrap();
     // A well-sized frame with an unknown kind.
     let garbage = pool
-        .submit(scribble, vec![4, 0, 0, 0, 1, 99, 0, 0])
+        .submit(scribble, vec![4, 0, 0, 0, PROTOCOL_VERSION, 99, 0, 0])
         .unwrap();
     let failure = garbage.error().unwrap().unwrap();
     let protocol = failure
@@ -160,7 +162,9 @@ fn garbage_and_oversized_frames_replace_the_worker() {
         "{protocol}"
     );
     // A header announcing 2 GiB.
-    let huge = pool.submit(scribble, vec![0, 0, 0, 0x80, 1, 6]).unwrap();
+    let huge = pool
+        .submit(scribble, vec![0, 0, 0, 0x80, PROTOCOL_VERSION, 6])
+        .unwrap();
     let failure = huge.error().unwrap().unwrap();
     let protocol = failure
         .downcast_ref::<ProtocolError>()
@@ -241,6 +245,7 @@ fn a_result_that_does_not_decode_fails_only_its_task() {
         name: "failures::make_odd",
         run: |_, _| {},
         signature: concur_process::__private::signature::<(), u64>,
+        idempotent: false,
     };
     fn local(_: ()) -> Even {
         Even(0)
@@ -263,6 +268,7 @@ fn an_unknown_task_fails_only_its_future() {
         name: "elsewhere::missing",
         run: |_, _| {},
         signature: concur_process::__private::signature::<u64, u64>,
+        idempotent: false,
     };
     fn local(x: u64) -> u64 {
         x

@@ -14,6 +14,8 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use concur_process::Launcher;
+
 /// How long any wait on a task's result may take before the test fails instead of hanging.
 pub const RESULT_BOUND: Duration = Duration::from_secs(30);
 
@@ -84,45 +86,27 @@ fn path_string(path: PathBuf) -> String {
         .expect("engine paths are UTF-8")
 }
 
-/// The launcher prefix that runs a worker on the test sshd: `ssh -F <config> concur-local`.
-pub fn ssh_prefix() -> Vec<String> {
-    ["ssh", "-F", &ssh_config(), "concur-local"]
-        .map(String::from)
-        .to_vec()
+/// The launcher that runs workers on the test sshd: `ssh -F <config> concur-local`, with the
+/// pool's own connection master.
+pub fn ssh_launcher() -> Launcher {
+    Launcher::ssh(["concur-local"]).args(["-F", &ssh_config()])
 }
 
-/// The launcher prefix that runs each worker as a one-task `srun` step, named `job_name` so a
-/// test can find its own jobs in `squeue`. `-u`: srun buffers a step's stdout by lines
-/// otherwise, and binary frames never arrive.
-pub fn srun_prefix(job_name: &str) -> Vec<String> {
-    let conf = format!("SLURM_CONF={}", slurm_conf());
-    [
-        "env", &conf, "srun", "-u", "-N1", "-n1", "-J", job_name, "--",
-    ]
-    .map(String::from)
-    .to_vec()
+/// The launcher that runs each worker as a one-task `srun` step, named `job_name` so a test
+/// can find its own jobs in `squeue`.
+pub fn srun_launcher(job_name: &str) -> Launcher {
+    Launcher::srun()
+        .env("SLURM_CONF", slurm_conf())
+        .args(["-J", job_name])
 }
 
-/// The launcher prefix that runs a worker as rank 0 of `mpirun -np 1` (mpirun relays its
-/// stdin to rank 0 and forwards stdout unbuffered). `odls_base_sigkill_timeout 0`: mpirun
-/// otherwise waits 2 s after a rank dies before it exits and closes the rank's stdout.
-pub fn mpirun_prefix() -> Vec<String> {
-    [
-        "env",
-        "OMPI_ALLOW_RUN_AS_ROOT=1",
-        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
-        "OMPI_MCA_btl=self",
-        "mpirun",
-        "--allow-run-as-root",
-        "--oversubscribe",
-        "--mca",
-        "odls_base_sigkill_timeout",
-        "0",
-        "-np",
-        "1",
-    ]
-    .map(String::from)
-    .to_vec()
+/// The launcher that runs a worker as rank 0 of `mpirun -np 1`, allowed to run as root.
+pub fn mpirun_launcher() -> Launcher {
+    Launcher::mpirun()
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_btl", "self")
+        .args(["--oversubscribe"])
 }
 
 /// Makes sure `engine` runs (installing and starting it once per test binary). Returns false
@@ -359,6 +343,46 @@ pub fn worker_died(future: &concur_core::Future<()>) -> concur_process::WorkerDi
         .clone()
 }
 
+/// SIGSTOPs `victim` while a call runs on `pool` (one worker, heartbeats on): the call fails
+/// with a lost heartbeat, the pool's next call succeeds, and the worker, continued, is gone
+/// within the bound (it hears no more from its pool). Returns the error and the time from the
+/// stop to the failure.
+pub fn stop_during_a_call(
+    pool: &concur_process::ProcessPool,
+    victim: Victim,
+) -> (concur_process::WorkerDied, Duration) {
+    let (hung, announced) = hung_call(pool, "stop");
+    let worker: u32 = announced[0].parse().unwrap();
+    let [launcher] = pool.worker_pids()[..] else {
+        panic!("one worker, one launcher: {:?}", pool.worker_pids());
+    };
+    let stopped_pid = match victim {
+        Victim::Worker => worker,
+        Victim::Launcher => launcher,
+    };
+    // SAFETY: plain kill(2) of a process this test's pool started.
+    unsafe { libc::kill(stopped_pid as libc::pid_t, libc::SIGSTOP) };
+    let stopped = Instant::now();
+    let died = worker_died(&hung);
+    let latency = stopped.elapsed();
+    assert!(
+        matches!(died.cause, concur_process::DeathCause::HeartbeatLost { .. }),
+        "{died}"
+    );
+    assert_eq!(died.pid, launcher);
+    println!("{victim:?} SIGSTOPped mid-call: WorkerDied after {latency:?}: {died}");
+    let after = pool.submit(tasks::square, 3).unwrap();
+    assert_eq!(*after.result_timeout(RESULT_BOUND).unwrap(), 9);
+    // SAFETY: as above; a stopped process that was killed meanwhile ignores it.
+    unsafe { libc::kill(stopped_pid as libc::pid_t, libc::SIGCONT) };
+    let gone = eventually(RESULT_BOUND, || !crate::common::exists(worker));
+    if !gone {
+        crate::common::sigkill(worker);
+    }
+    assert!(gone, "worker {worker} outlived the pool's verdict");
+    (died, latency)
+}
+
 /// Which end of a launched worker a test kills.
 #[derive(Clone, Copy, Debug)]
 pub enum Victim {
@@ -393,15 +417,21 @@ pub fn kill_during_a_call(
     if let Victim::Launcher = victim {
         let killed = concur_process::ExitStatus::Signaled(libc::SIGKILL);
         assert_eq!(died.status, killed);
-        // Without heartbeats nothing tells a busy worker that its pool is gone: report whether
-        // it outlived its launcher, then end it (the test stops what it started).
-        let fate = if crate::common::exists(worker) {
-            "still running (orphan)"
-        } else {
-            "gone"
-        };
-        println!("worker {worker} after its launcher {launcher} was SIGKILLed: {fate}");
-        crate::common::sigkill(worker);
+        // A busy worker learns that its pool is gone from its heartbeats (the calls stream
+        // ends, or the pool's heartbeats stop): it must not outlive its launcher.
+        let killed = std::time::Instant::now();
+        let gone = eventually(RESULT_BOUND, || !crate::common::exists(worker));
+        if !gone {
+            crate::common::sigkill(worker);
+        }
+        assert!(
+            gone,
+            "busy worker {worker} outlived its SIGKILLed launcher {launcher}"
+        );
+        println!(
+            "busy worker {worker} gone {:?} after its launcher {launcher} was SIGKILLed",
+            killed.elapsed()
+        );
     }
     died
 }

@@ -27,3 +27,20 @@ concur_process::task! {
         }
     }
 }
+
+concur_process::task! {
+    /// Writes `<pid> <SLURM_JOB_ID or ->` to the FIFO at `path` and hangs the first time (when
+    /// `marker` does not exist yet, creating it); answers `x * x` on any later attempt.
+    #[idempotent]
+    pub fn hang_once_then_square(path: String, marker: String, x: u64) -> u64 {
+        let first = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&marker)
+            .is_ok();
+        if first {
+            announce_and_hang.call(path);
+        }
+        x * x
+    }
+}
