@@ -1,0 +1,175 @@
+//! How long an idle worker spins, watching the queue, before it sleeps.
+//!
+//! Spinning pays when the next task comes from a thread running on another CPU: a
+//! submit-then-result loop's turnaround is under a microsecond, while waking a sleeping worker
+//! on another CPU costs tens of microseconds on a virtual machine. So an idle worker looks at
+//! the queue every two pauses for [`WINDOW`] before it sleeps: a loop that submits again within
+//! that window finds its worker awake on its own CPU, every call, instead of falling into a
+//! wake-up on some calls and not on others. With one CPU the worker sleeps at once (spinning
+//! would only delay the submitter).
+//!
+//! Nor when the latest submit ran on this worker's CPU ([`SubmitCpu`]): then the submitter
+//! cannot submit again until this worker stops spinning, and every call would pay the whole
+//! window (a scheduler keeps two always-runnable threads on one CPU as long as the other CPU
+//! is busy). Sleeping at once instead lets the submitter run, and its next submit's wake-up
+//! lets the scheduler move this worker to an idle CPU if one is free.
+//!
+//! Never `sched_yield`: a yielding worker hands its CPU to any other runnable thread for that
+//! thread's whole time slice (milliseconds under EEVDF, which moves a yielder's deadline back
+//! a full slice), and a task submitted meanwhile waits that long, since a spinning worker is
+//! not a sleeper for the submit to wake. A worker that sleeps is woken by the submit instead,
+//! and the scheduler places it on an idle CPU if there is one.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long an idle worker spins: some twenty submit-then-result turnarounds, about one
+/// cross-CPU wake-up; an idle pool stops using CPU this long after its last task.
+const WINDOW: Duration = Duration::from_micros(20);
+/// Pauses between two looks at the queue (a pause is some 40 ns here): a task pushed meanwhile
+/// waits for the next look.
+const PAUSES_PER_POLL: u32 = 2;
+/// Looks at the queue between two looks at the clock (a clock read costs some 30 ns).
+const POLLS_PER_CLOCK: u32 = 8;
+
+/// Calls `poll` until it returns something or [`WINDOW`] passes (at once, with one CPU or
+/// while the latest submit ran on this CPU).
+pub(crate) fn spin<T>(submits: &SubmitCpu, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+    if !spinning_helps() || submits.on_this_cpu() {
+        return None;
+    }
+    let start = Instant::now();
+    let mut polls = 0u32;
+    loop {
+        for _ in 0..PAUSES_PER_POLL {
+            core::hint::spin_loop();
+        }
+        if let Some(found) = poll() {
+            return Some(found);
+        }
+        polls += 1;
+        if polls % POLLS_PER_CLOCK == 0 && (start.elapsed() >= WINDOW || submits.on_this_cpu()) {
+            return None;
+        }
+    }
+}
+
+/// The CPU the latest submit ran on: a hint for idle workers, not part of the sleep/wake
+/// protocol (whatever it says, a worker that stops spinning sleeps by that protocol's rules).
+#[derive(Debug)]
+pub(crate) struct SubmitCpu(AtomicU32);
+
+/// No CPU noted (or `sched_getcpu` is unavailable).
+const UNKNOWN: u32 = u32::MAX;
+
+impl SubmitCpu {
+    pub(crate) fn new() -> Self {
+        Self(AtomicU32::new(UNKNOWN))
+    }
+
+    /// Notes the calling (submitting) thread's CPU. Stores only on a change, so a loop that
+    /// stays on one CPU does not pull the line away from the workers that read it.
+    pub(crate) fn note(&self) {
+        let cpu = current_cpu();
+        // ORDERING: Relaxed: a hint; nothing is published through it.
+        if self.0.load(Ordering::Relaxed) != cpu {
+            self.0.store(cpu, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the latest submit ran on the calling thread's CPU.
+    fn on_this_cpu(&self) -> bool {
+        // ORDERING: Relaxed: a hint, as in `note`.
+        let noted = self.0.load(Ordering::Relaxed);
+        noted != UNKNOWN && noted == current_cpu()
+    }
+}
+
+/// The calling thread's CPU (`sched_getcpu`: a read of the rseq area or a vDSO call, a few
+/// nanoseconds), or [`UNKNOWN`].
+fn current_cpu() -> u32 {
+    #[cfg(all(target_os = "linux", not(concur_loom)))]
+    {
+        // SAFETY: sched_getcpu has no preconditions; it returns -1 on failure.
+        let cpu = unsafe { libc::sched_getcpu() };
+        u32::try_from(cpu).unwrap_or(UNKNOWN)
+    }
+    #[cfg(not(all(target_os = "linux", not(concur_loom))))]
+    {
+        UNKNOWN
+    }
+}
+
+/// Spinning only helps when the submitter can run on another CPU meanwhile.
+fn spinning_helps() -> bool {
+    static MANY: OnceLock<bool> = OnceLock::new();
+    *MANY.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// Pins the calling thread to the CPU it runs on, so that `sched_getcpu` stays put.
+    fn pin_here() -> u32 {
+        // SAFETY: sched_getcpu has no preconditions.
+        let cpu = unsafe { libc::sched_getcpu() };
+        let cpu = usize::try_from(cpu).expect("sched_getcpu works here");
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes inside it, and
+        // sched_setaffinity reads it for the calling thread (pid 0).
+        unsafe {
+            let mut set: libc::cpu_set_t = core::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            assert_eq!(
+                libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set),
+                0
+            );
+        }
+        u32::try_from(cpu).expect("small CPU number")
+    }
+
+    #[test]
+    fn a_worker_on_the_submitters_cpu_does_not_spin() {
+        std::thread::spawn(|| {
+            pin_here();
+            let submits = SubmitCpu::new();
+            submits.note();
+            assert!(submits.on_this_cpu());
+            let mut polls = 0;
+            assert_eq!(
+                spin(&submits, || {
+                    polls += 1;
+                    None::<()>
+                }),
+                None
+            );
+            assert_eq!(polls, 0, "it spun on the submitter's CPU");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_worker_elsewhere_spins_until_it_finds_work() {
+        std::thread::spawn(|| {
+            let cpu = pin_here();
+            let submits = SubmitCpu::new();
+            // ORDERING: Relaxed: a test of the hint alone.
+            submits.0.store(cpu + 1, Ordering::Relaxed);
+            assert!(!submits.on_this_cpu());
+            let mut polls = 0;
+            let found = spin(&submits, || {
+                polls += 1;
+                (polls == 3).then_some(polls)
+            });
+            if spinning_helps() {
+                assert_eq!(found, Some(3));
+            } else {
+                assert_eq!((found, polls), (None, 0));
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
