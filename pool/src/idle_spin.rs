@@ -8,11 +8,10 @@
 //! wake-up on some calls and not on others. With one CPU the worker sleeps at once (spinning
 //! would only delay the submitter).
 //!
-//! Nor when the latest submit ran on this worker's CPU ([`SubmitCpu`]): then the submitter
-//! cannot submit again until this worker stops spinning, and every call would pay the whole
-//! window (a scheduler keeps two always-runnable threads on one CPU as long as the other CPU
-//! is busy). Sleeping at once instead lets the submitter run, and its next submit's wake-up
-//! lets the scheduler move this worker to an idle CPU if one is free.
+//! Nor on the latest submit's CPU ([`SubmitCpu`]): there the submitter cannot submit again
+//! until this worker stops spinning, and every call would pay the whole window. Such a
+//! worker first moves itself to another allowed CPU ([`move_off_this_cpu`], at most once a
+//! millisecond) and spins there; if it cannot, it sleeps at once, letting the submitter run.
 //!
 //! Never `sched_yield`: a yielding worker hands its CPU to any other runnable thread for that
 //! thread's whole time slice (milliseconds under EEVDF, which moves a yielder's deadline back
@@ -36,7 +35,7 @@ const POLLS_PER_CLOCK: u32 = 8;
 /// Calls `poll` until it returns something or [`WINDOW`] passes (at once, with one CPU or
 /// while the latest submit ran on this CPU).
 pub(crate) fn spin<T>(submits: &SubmitCpu, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
-    if !spinning_helps() || submits.on_this_cpu() {
+    if !spinning_helps() || (submits.on_this_cpu() && !move_off_this_cpu()) {
         return None;
     }
     let start = Instant::now();
@@ -101,6 +100,52 @@ fn current_cpu() -> u32 {
     }
 }
 
+/// Moves the calling thread to another of its allowed CPUs (at most once a millisecond per
+/// thread); returns whether it now runs on another CPU.
+///
+/// A worker that finds the submitter on its CPU would otherwise sleep at once on every call
+/// and be woken there again: on a 2-CPU machine the scheduler's wake-up placement does not
+/// look for the idle CPU (its idle scan is cut short on a small, half-busy cache domain), so
+/// the pair stays on one CPU at some 4 µs a round trip, for thousands of calls, while the
+/// other CPU idles. Narrowing the thread's CPU mask to the others moves it before the call
+/// returns; the whole mask is then put back at once, so the scheduler may move it anywhere
+/// later (a mask changed by someone else between the two calls would be overwritten).
+fn move_off_this_cpu() -> bool {
+    use std::cell::Cell;
+    thread_local!(static LAST: Cell<Option<Instant>> = const { Cell::new(None) });
+    let now = Instant::now();
+    if LAST
+        .get()
+        .is_some_and(|t| now.duration_since(t) < Duration::from_millis(1))
+    {
+        return false;
+    }
+    LAST.set(Some(now));
+    #[cfg(all(target_os = "linux", not(concur_loom)))]
+    // SAFETY: zeroed cpu_set_t values are valid empty sets; sched_getaffinity and
+    // sched_setaffinity read and write them for the calling thread (pid 0) within their size.
+    unsafe {
+        let size = core::mem::size_of::<libc::cpu_set_t>();
+        let mut allowed: libc::cpu_set_t = core::mem::zeroed();
+        if libc::sched_getaffinity(0, size, &mut allowed) != 0 || libc::CPU_COUNT(&allowed) < 2 {
+            return false;
+        }
+        let Ok(here) = usize::try_from(libc::sched_getcpu()) else {
+            return false;
+        };
+        let mut elsewhere = allowed;
+        libc::CPU_CLR(here, &mut elsewhere);
+        if libc::sched_setaffinity(0, size, &elsewhere) != 0 {
+            return false;
+        }
+        // The move happened before the call returned; the thread keeps its whole mask.
+        libc::sched_setaffinity(0, size, &allowed);
+        usize::try_from(libc::sched_getcpu()).is_ok_and(|now| now != here)
+    }
+    #[cfg(not(all(target_os = "linux", not(concur_loom))))]
+    false
+}
+
 /// Spinning only helps when the submitter can run on another CPU meanwhile.
 fn spinning_helps() -> bool {
     static MANY: OnceLock<bool> = OnceLock::new();
@@ -145,6 +190,37 @@ mod tests {
                 None
             );
             assert_eq!(polls, 0, "it spun on the submitter's CPU");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_worker_moves_off_its_cpu_and_keeps_its_mask() {
+        std::thread::spawn(|| {
+            let size = core::mem::size_of::<libc::cpu_set_t>();
+            // SAFETY: zeroed cpu_set_t values are valid; the calls read and write within size.
+            let mask = || unsafe {
+                let mut set: libc::cpu_set_t = core::mem::zeroed();
+                assert_eq!(libc::sched_getaffinity(0, size, &mut set), 0);
+                set
+            };
+            let before = mask();
+            // SAFETY: as above.
+            let allowed = unsafe { libc::CPU_COUNT(&before) };
+            // SAFETY: sched_getcpu has no preconditions.
+            let here = unsafe { libc::sched_getcpu() };
+            let moved = move_off_this_cpu();
+            // SAFETY: as above.
+            let now = unsafe { libc::sched_getcpu() };
+            assert_eq!(moved, allowed > 1, "allowed CPUs: {allowed}");
+            if moved {
+                assert_ne!(now, here);
+            }
+            let after = mask();
+            // SAFETY: CPU_EQUAL compares two valid sets.
+            let same = unsafe { libc::CPU_EQUAL(&before, &after) };
+            assert!(same, "the mask was not restored");
         })
         .join()
         .unwrap();
