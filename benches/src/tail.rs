@@ -132,10 +132,14 @@ fn pool_round_trip(r: &ScenarioResult) -> Vec<Verdict> {
             name,
             ratio <= BLOCK_SPREAD,
             format!(
-                "ours/submit {} blocks of {BLOCK}: best {}, worst {}, ratio {ratio:.2} (limit {BLOCK_SPREAD:.2}){}",
+                "ours/submit {} blocks of {BLOCK}: best {}, worst {}, ratio {ratio:.2} (limit {BLOCK_SPREAD:.2}; {} blocks over the limit){}",
                 ours.block_means.len(),
                 human_ns(best),
                 human_ns(worst),
+                ours.block_means
+                    .iter()
+                    .filter(|&&m| m > BLOCK_SPREAD * best)
+                    .count(),
                 distribution(r, "rayon")
                     .and_then(|(_, d)| d.block_spread())
                     .map_or(String::new(), |(b, w, q)| format!(
