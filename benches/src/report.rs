@@ -123,7 +123,11 @@ pub fn cdf_lines(result: &ScenarioResult) -> String {
     for m in &result.measured {
         let Some(d) = &m.latency else { continue };
         for (q, ns) in d.cdf() {
-            let _ = writeln!(out, "cdf\t{}\t{}\t{q:.10}\t{ns:.0}", result.scenario, m.name);
+            let _ = writeln!(
+                out,
+                "cdf\t{}\t{}\t{q:.10}\t{ns:.0}",
+                result.scenario, m.name
+            );
         }
     }
     out
