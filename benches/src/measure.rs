@@ -128,24 +128,17 @@ pub fn measure(scenario: &Scenario, plan: Plan) -> Vec<Measured> {
         .collect()
 }
 
-/// Finds how many operations fill `slice` (warming the contender up on the way). The
-/// per-operation estimate is the lowest of the doubling steps that ran at least a sixteenth of
-/// a slice: one stall (a preemption on a loaded machine) in the last step would otherwise make
-/// every slice a handful of operations, and the distribution of single calls a few samples.
-/// The very first operation (which may start a pool's workers) is left out.
+/// Finds how many operations fill `slice` (warming the contender up on the way). The very
+/// first operation (which may start a pool's workers: a process pool's two spawns) is left out,
+/// else it could make every slice a handful of operations, and the distribution of single
+/// calls a few samples.
 fn calibrate(runner: &mut dyn Batch, slice: Duration) -> u64 {
     runner.run(1);
     let mut iters = 1u64;
-    let mut per_op = f64::INFINITY;
     loop {
         let elapsed = runner.run(iters);
-        if elapsed >= slice / 16 {
-            per_op = per_op.min(elapsed.as_secs_f64() / iters as f64);
-        }
         if elapsed >= slice / 4 || iters >= 1 << 40 {
-            if !per_op.is_finite() {
-                per_op = elapsed.as_secs_f64() / iters as f64;
-            }
+            let per_op = elapsed.as_secs_f64() / iters as f64;
             return ((slice.as_secs_f64() / per_op.max(1e-12)) as u64).max(1);
         }
         iters *= 2;
