@@ -8,6 +8,14 @@ With matplotlib it draws a log-scale horizontal bar chart. Without it (no third-
 package at all) it writes the same chart as a plain PNG by hand: zlib-compressed RGB rows and
 a built-in 5x7 bitmap font. `--plain` forces that path.
 
+With `--cdf FILE` (what `compare --cdf FILE` wrote) it also draws one latency CDF per
+scenario (every contender's single calls; matplotlib needed), as `cdf_<scenario>.png` beside
+the bar chart:
+
+    cargo run --release -p concur-benches --bin compare -- --cdf benches/results/latency_cdf.tsv \
+        > benches/results/compare.tsv
+    python3 benches/plot.py --cdf benches/results/latency_cdf.tsv
+
 Input: `compare`'s stdout. Rows are `scenario<TAB>peer<TAB>ours_ns<TAB>peer_ns<TAB>ratio`;
 `# ...` lines describe the run (shown under the title), `budget` lines are counted in the
 footer, `skip` lines are listed there.
@@ -283,11 +291,68 @@ def plot_plain(rows, notes, budgets, skips, output):
         f.write(canvas.png())
 
 
+def parse_cdf(text):
+    """{scenario: {contender: [(quantile, ns), ...]}} from compare's --cdf file."""
+    curves = {}
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) != 5 or fields[0] != "cdf":
+            continue
+        try:
+            q, ns = float(fields[3]), float(fields[4])
+        except ValueError:
+            continue
+        curves.setdefault(fields[1], {}).setdefault(fields[2], []).append((q, ns))
+    return curves
+
+
+def cdf_file_name(scenario):
+    return "cdf_" + "".join(c if c.isalnum() else "_" for c in scenario) + ".png"
+
+
+def plot_cdfs(curves, notes, directory):
+    """One chart per scenario: latency (log x) against the fraction of calls at most that
+    slow, on a logit y axis so that p99, p99.9 and the max stand apart. Returns the files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for scenario, contenders in curves.items():
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for i, (name, points) in enumerate(contenders.items()):
+            points = [(q, ns) for q, ns in points if 0 < q < 1 and ns > 0]
+            if not points:
+                continue
+            qs, xs = [p[0] for p in points], [p[1] / 1e3 for p in points]
+            colour = tuple(c / 255 for c in PALETTE[i % len(PALETTE)])
+            style = "-" if name.startswith("ours") else "--"
+            ax.plot(xs, qs, style, color=colour, label=name, linewidth=1.6, marker=".", markersize=3)
+        ax.set_xscale("log")
+        ax.set_yscale("logit")
+        ax.set_xlabel("latency of one call, µs (log scale)")
+        ax.set_ylabel("fraction of calls at most this slow")
+        ax.grid(which="major", color="#dddddd")
+        ax.legend(fontsize=8, loc="lower right")
+        ax.set_title(f"{scenario}: per-call latency CDF, one compare run", fontsize=10)
+        machine = [n for n in notes if n.startswith(("machine", "compare"))]
+        if machine:
+            fig.text(0.01, 0.005, "\n".join(machine), fontsize=6.5, va="bottom")
+        fig.subplots_adjust(bottom=0.17)
+        output = os.path.join(directory, cdf_file_name(scenario))
+        fig.savefig(output, dpi=100)
+        plt.close(fig)
+        written.append(output)
+    return written
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input", nargs="?", default=DEFAULT_INPUT, help="compare's output (TSV)")
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help="the PNG to write")
     parser.add_argument("--plain", action="store_true", help="do not use matplotlib")
+    parser.add_argument("--cdf", help="compare's --cdf file: draw one latency CDF per scenario")
     args = parser.parse_args()
     with open(args.input, encoding="utf-8") as f:
         notes, rows, budgets, skips = parse(f.read())
@@ -303,6 +368,12 @@ def main():
     if how == "plain":
         plot_plain(rows, notes, budgets, skips, args.output)
     print(f"plot.py: {len(rows)} ratios -> {args.output} ({how})")
+    if args.cdf:
+        with open(args.cdf, encoding="utf-8") as f:
+            curves = parse_cdf(f.read())
+        directory = os.path.dirname(os.path.abspath(args.output))
+        written = plot_cdfs(curves, notes, directory)
+        print(f"plot.py: {len(written)} latency CDFs -> {directory}")
 
 
 if __name__ == "__main__":

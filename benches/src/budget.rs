@@ -20,7 +20,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn new(name: impl Into<String>, met: bool, figure: String) -> Self {
+    pub(crate) fn new(name: impl Into<String>, met: bool, figure: String) -> Self {
         Self {
             name: name.into(),
             status: if met { Status::Met } else { Status::Missed },
@@ -28,7 +28,7 @@ impl Verdict {
         }
     }
 
-    fn skipped(name: impl Into<String>, why: impl Into<String>) -> Self {
+    pub(crate) fn skipped(name: impl Into<String>, why: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             status: Status::Skipped,
@@ -132,6 +132,7 @@ pub fn judge(
     verdicts.extend(wait_budgets(&find));
     verdicts.extend(pool_budgets(&find, idle));
     verdicts.extend(process_budgets(&find));
+    verdicts.extend(crate::tail::judge(&find));
     verdicts
 }
 

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::latency::Recorder;
+
 /// Something that can time `iters` operations of its scenario.
 ///
 /// It may keep state between batches (a long-lived partner thread, say), built once by
@@ -12,6 +14,13 @@ use std::time::Duration;
 pub trait Batch {
     /// Runs `iters` operations and returns how long they took, setup excluded.
     fn run(&mut self, iters: u64) -> Duration;
+
+    /// As [`run`](Batch::run), timing every operation into `calls` as well (see
+    /// [`crate::latency`]); `None` if this contender does not time single operations.
+    fn run_recorded(&mut self, iters: u64, calls: &mut Recorder) -> Option<Duration> {
+        let _ = (iters, calls);
+        None
+    }
 }
 
 /// Whose code a contender measures.

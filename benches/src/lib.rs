@@ -5,6 +5,8 @@
 //!   and the peers doing the same job through their public APIs.
 //! - [`measure`]: interleaved rounds and medians; [`budget`]: DESIGN §6 judged;
 //!   [`report`]: `compare`'s output.
+//! - [`latency`]: per-call distributions (HDR histograms, block means) of the contenders that
+//!   time single calls; [`tail`]: the tail-latency budgets judged from them.
 //! - [`alloc_count`], [`footprint`]: allocations per operation and handle sizes.
 //! - [`affinity`]: CPU pinning for the one-CPU scenarios; [`procfs`]: thread states and CPU
 //!   time from `/proc`.
@@ -19,9 +21,11 @@ pub mod alloc_count;
 pub mod budget;
 pub mod contender;
 pub mod footprint;
+pub mod latency;
 pub mod measure;
 pub mod peers;
 pub mod procfs;
 pub mod python;
 pub mod report;
 pub mod scenarios;
+pub mod tail;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::contender::{Batch, Scenario, Side};
+use crate::latency::{Distribution, Recorder};
 
 /// How long to measure.
 #[derive(Debug, Clone, Copy)]
@@ -55,6 +56,8 @@ pub struct Measured {
     /// Each round's slice, nanoseconds per operation, in round order (empty for figures that
     /// came from elsewhere: a child process, the CPython script).
     pub rounds: Vec<f64>,
+    /// Every timed operation of those slices, for contenders that time single operations.
+    pub latency: Option<Distribution>,
 }
 
 impl Measured {
@@ -78,7 +81,9 @@ impl Measured {
     }
 }
 
-/// Measures every contender of `scenario` under `plan`.
+/// Measures every contender of `scenario` under `plan`. A contender that times single
+/// operations ([`Batch::run_recorded`]) records every operation of its slices too: its
+/// distribution comes from the very calls its median does.
 pub fn measure(scenario: &Scenario, plan: Plan) -> Vec<Measured> {
     let mut runners: Vec<Box<dyn Batch>> = scenario.contenders.iter().map(|c| c.start()).collect();
     let iters: Vec<u64> = runners
@@ -87,10 +92,18 @@ pub fn measure(scenario: &Scenario, plan: Plan) -> Vec<Measured> {
         .collect();
     let n = runners.len();
     let mut samples = vec![Vec::with_capacity(plan.rounds); n];
+    let mut recorders: Vec<Option<Recorder>> = vec![Some(Recorder::new()); n];
     for round in 0..plan.rounds {
         for k in 0..n {
             let i = (k + round) % n;
-            let elapsed = runners[i].run(iters[i]);
+            let elapsed = match recorders[i].as_mut() {
+                Some(recorder) => runners[i].run_recorded(iters[i], recorder),
+                None => None,
+            };
+            let elapsed = elapsed.unwrap_or_else(|| {
+                recorders[i] = None;
+                runners[i].run(iters[i])
+            });
             samples[i].push(elapsed.as_nanos() as f64 / iters[i] as f64);
         }
     }
@@ -99,7 +112,8 @@ pub fn measure(scenario: &Scenario, plan: Plan) -> Vec<Measured> {
         .contenders
         .iter()
         .zip(samples)
-        .map(|(contender, rounds)| {
+        .zip(recorders)
+        .map(|((contender, rounds), recorder)| {
             let mut s = rounds.clone();
             s.sort_by(f64::total_cmp);
             Measured {
@@ -108,13 +122,18 @@ pub fn measure(scenario: &Scenario, plan: Plan) -> Vec<Measured> {
                 ns: median(&s),
                 range: (s[0], s[s.len() - 1]),
                 rounds,
+                latency: recorder.map(|r| r.finish()),
             }
         })
         .collect()
 }
 
-/// Finds how many operations fill `slice` (warming the contender up on the way).
+/// Finds how many operations fill `slice` (warming the contender up on the way). The very
+/// first operation (which may start a pool's workers: a process pool's two spawns) is left out,
+/// else it could make every slice a handful of operations, and the distribution of single
+/// calls a few samples.
 fn calibrate(runner: &mut dyn Batch, slice: Duration) -> u64 {
+    runner.run(1);
     let mut iters = 1u64;
     loop {
         let elapsed = runner.run(iters);
@@ -144,6 +163,7 @@ pub fn scale(measured: Vec<Measured>, factor: f64) -> Vec<Measured> {
             ns: m.ns * factor,
             range: (m.range.0 * factor, m.range.1 * factor),
             rounds: m.rounds.iter().map(|r| r * factor).collect(),
+            latency: None,
             ..m
         })
         .collect()
@@ -160,6 +180,7 @@ mod tests {
             ns: 0.0,
             range: (0.0, 0.0),
             rounds: rounds.to_vec(),
+            latency: None,
         }
     }
 

@@ -146,6 +146,7 @@ pub fn parse(text: &str) -> Option<Vec<Figure>> {
                     ns,
                     range,
                     rounds: Vec::new(),
+                    latency: None,
                 },
             })
         })

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use concur_benches::contender::Scenario;
+use concur_benches::latency::Recorder;
 use concur_benches::scenarios::pingpong::rally::Placement;
 use concur_benches::scenarios::{as_completed, pingpong, pool, process, same_thread, wait_any};
 use concur_benches::{affinity, python};
@@ -17,6 +18,11 @@ fn smoke(scenario: &Scenario) {
         let mut batch = contender.start();
         for _ in 0..3 {
             batch.run(50);
+        }
+        // A contender that times single calls records each one.
+        let mut calls = Recorder::new();
+        if batch.run_recorded(50, &mut calls).is_some() {
+            assert_eq!(calls.finish().calls(), 50, "{}", contender.name);
         }
     }
 }

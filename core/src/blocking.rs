@@ -247,13 +247,25 @@ fn spin_until_final(header: &Header) -> bool {
         }
     }
     for _ in 0..YIELDS {
+        let yielded = Instant::now();
         thread::yield_now();
         if header.load(ord::FAST_PATH_LOAD).is_final() {
             return true;
         }
+        if yielded.elapsed() >= LONG_YIELD {
+            // Another thread ran a whole time slice on this CPU: each further yield could
+            // hand it another (milliseconds: EEVDF moves a yielder's deadline back a full
+            // slice), while a parked waiter is woken, and may preempt, when the future
+            // completes.
+            return false;
+        }
     }
     false
 }
+
+/// A yield that took this long gave the CPU to some other thread's time slice, not just to
+/// the completer for a few microseconds.
+const LONG_YIELD: Duration = Duration::from_micros(50);
 
 /// Spinning only helps when another CPU can run the completer meanwhile.
 fn spinning_helps() -> bool {

@@ -45,6 +45,7 @@
 
 mod builder;
 mod error;
+mod idle_spin;
 mod pool;
 mod queue;
 mod scope;

@@ -41,6 +41,7 @@
 //! `BROKEN` ([`mark_broken`](Control::mark_broken)) makes workers exit at once (the breaker
 //! drains the queue itself).
 
+use crate::idle_spin::SubmitCpu;
 use crate::sync::thread::{self, Thread};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, MutexGuard, Ordering};
 
@@ -134,6 +135,8 @@ pub enum Idle {
 pub struct Control {
     word: crossbeam_utils::CachePadded<AtomicU64>,
     sleepers: Mutex<Vec<Arc<Parker>>>,
+    /// Where the latest submit ran: a hint for spinning workers, outside the protocol.
+    submit_cpu: SubmitCpu,
 }
 
 impl Default for Control {
@@ -148,6 +151,7 @@ impl Control {
         Self {
             word: crossbeam_utils::CachePadded::new(AtomicU64::new(0)),
             sleepers: Mutex::new(Vec::new()),
+            submit_cpu: SubmitCpu::new(),
         }
     }
 
@@ -193,6 +197,7 @@ impl Control {
     /// Ends an admitted submit after its push, waking a sleeper if there is one (every sleeper
     /// if the pool was closed meanwhile).
     pub fn end_submit(&self) {
+        self.submit_cpu.note();
         // ORDERING: Release: publishes the push to every worker that later loads this word with
         // Acquire (the no-lost-wake-up argument in the module docs). Wrapping: adds one EPOCH
         // and removes one SUBMITTER.
@@ -204,6 +209,11 @@ impl Control {
         } else if before & SLEEPER_MASK != 0 {
             self.wake_one();
         }
+    }
+
+    /// Where the latest submit ran (see [`crate::idle_spin`]).
+    pub(crate) fn submit_cpu(&self) -> &SubmitCpu {
+        &self.submit_cpu
     }
 
     /// Wakes one sleeper, if any is still registered.

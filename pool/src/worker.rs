@@ -9,19 +9,10 @@ use concur_core::{
 };
 
 use crate::BrokenThreadPool;
+use crate::idle_spin;
 use crate::pool::Shared;
 use crate::sleep::{Idle, Parker};
 use crate::wait_for;
-
-/// Spin rounds (exponential backoff, 1 to 4 pauses) before a worker starts yielding. Short: on
-/// a machine with more runnable threads than cores a pausing worker takes CPU from the thread
-/// that would submit its next task, while a yielding one gives it back (measured with
-/// `examples/pool_budget.rs`: 127 pauses lost both throughput and round-trip time to 7).
-const SPIN_ROUNDS: u32 = 3;
-/// Yield rounds after spinning, before a worker sleeps. Together with the spin this keeps an
-/// idle worker awake for some tens of microseconds: long enough for a submit-then-result loop
-/// never to pay a wake-up, short enough that an idle pool uses no CPU after a millisecond.
-const YIELD_ROUNDS: u32 = 32;
 
 /// What a worker thread knows about itself, in a thread-local so a task body can tell the pool
 /// it is done before its future completes (see [`BodyDone`]).
@@ -140,29 +131,12 @@ fn work_loop(shared: &Shared, state: &WorkerState, parker: &crate::sync::Arc<Par
     }
 }
 
-/// Pops a task, spinning and then yielding for a while before giving up.
+/// Pops a task, spinning a while (see [`idle_spin`]) before giving up.
 fn find_task(shared: &Shared) -> Option<Task> {
-    if let Some(task) = shared.queue.pop() {
-        return Some(task);
-    }
-    for round in 0..SPIN_ROUNDS {
-        for _ in 0..(1u32 << round) {
-            core::hint::spin_loop();
-        }
-        if let Some(task) = shared.queue.pop() {
-            return Some(task);
-        }
-    }
-    for _ in 0..YIELD_ROUNDS {
-        if shared.control.is_closed() {
-            break;
-        }
-        std::thread::yield_now();
-        if let Some(task) = shared.queue.pop() {
-            return Some(task);
-        }
-    }
-    None
+    shared
+        .queue
+        .pop()
+        .or_else(|| idle_spin::spin(shared.control.submit_cpu(), || shared.queue.pop()))
 }
 
 fn run_task(shared: &Shared, state: &WorkerState, task: Task) {

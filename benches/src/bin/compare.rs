@@ -1,7 +1,7 @@
 //! `compare`: ours against each peer, interleaved in one run, with the budgets judged.
 //!
 //! ```text
-//! cargo run --release -p concur-benches --bin compare -- [--quick] [--only SCENARIO[,SCENARIO]]
+//! cargo run --release -p concur-benches --bin compare -- [--quick] [--only SCENARIO[,SCENARIO]] [--cdf FILE]
 //! ```
 //!
 //! Results go to stdout (see `concur_benches::report`); progress and per-contender details to
@@ -14,6 +14,11 @@
 //! `--child process/raw_pipe`, echoing 64-byte frames), `process/map/1`, `process/map/1000`
 //! and `process/death_to_error`. `--only` takes scenario names or their groups (`wait_any`,
 //! `wait_register`, `pool`, `process`).
+//!
+//! The pingpong placements, `pool/round_trip`, the `process/round_trip` placements and
+//! `wait_any/N` time every call of their slices as well: their percentiles, ratios and block
+//! means are the `latency`, `latency_ratio` and `blocks` rows (see `concur_benches::report`),
+//! and `--cdf FILE` writes their CDFs for `plot.py --cdf FILE`.
 //!
 //! Process pools start their workers by running this binary again, so `main` calls
 //! [`concur_process::worker_main`] before anything else.
@@ -48,6 +53,8 @@ struct Options {
     python: bool,
     only: Option<Vec<String>>,
     child: Option<String>,
+    /// Where to write the latency CDFs.
+    cdf: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -57,6 +64,7 @@ impl Options {
             python: true,
             only: None,
             child: None,
+            cdf: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -67,11 +75,12 @@ impl Options {
                     let list = args.next().ok_or("--only needs a scenario list")?;
                     options.only = Some(list.split(',').map(str::to_string).collect());
                 }
+                "--cdf" => options.cdf = Some(args.next().ok_or("--cdf needs a file")?.into()),
                 CHILD => options.child = Some(args.next().ok_or("--child needs a scenario")?),
                 "--bench" => {} // passed by `cargo bench`; harmless here
                 "-h" | "--help" => {
                     return Err(
-                        "usage: compare [--quick] [--no-python] [--only SCENARIO_OR_GROUP[,...]]\n\
+                        "usage: compare [--quick] [--no-python] [--only SCENARIO_OR_GROUP[,...]] [--cdf FILE]\n\
                          scenarios: same_thread pingpong pingpong_pinned pingpong_split pingpong_1cpu \
                          wait_any/{1,16,1024,10000} wait_register/{1,16,1024,10000} as_completed \
                          pool/round_trip pool/throughput_100k pool/idle_cpu \
@@ -217,6 +226,19 @@ fn parent(options: &Options) {
 
     for result in &results {
         print!("{}", report::rows(result));
+    }
+    println!(
+        "# latency rows: per call, ns: scenario, contender, calls, median of slices, p50, p90, p99, p99.9, max; latency_ratio: ours / peer of each; blocks: means of {} consecutive calls, best, worst, worst / best",
+        concur_benches::latency::BLOCK
+    );
+    for result in &results {
+        print!("{}", report::latency_rows(result));
+    }
+    if let Some(path) = &options.cdf {
+        let cdf: String = results.iter().map(report::cdf_lines).collect();
+        if let Err(e) = std::fs::write(path, cdf) {
+            eprintln!("compare: cannot write {}: {e}", path.display());
+        }
     }
     for why in &python.skipped {
         println!("skip\t{}\t{why}", python::PEER);

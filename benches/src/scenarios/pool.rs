@@ -18,6 +18,7 @@ use concur_core::MapOptions;
 use concur_pool::ThreadPool;
 
 use crate::contender::{Batch, Contender, Scenario, Side};
+use crate::latency::{Laps, Recorder};
 use crate::measure::Measured;
 use crate::procfs::{self, CpuTime};
 
@@ -179,14 +180,25 @@ impl Pool for Tokio {
 /// One submit, then its result.
 struct RoundTrip<P: Pool>(P);
 
-impl<P: Pool> Batch for RoundTrip<P> {
-    fn run(&mut self, iters: u64) -> Duration {
-        let start = Instant::now();
+impl<P: Pool> RoundTrip<P> {
+    fn play(&mut self, iters: u64, calls: Option<&mut Recorder>) -> Duration {
+        let mut laps = Laps::start(calls);
         for i in 0..iters {
             let ticket = self.0.submit(black_box(i));
             black_box(self.0.result(ticket));
+            laps.lap();
         }
-        start.elapsed()
+        laps.total()
+    }
+}
+
+impl<P: Pool> Batch for RoundTrip<P> {
+    fn run(&mut self, iters: u64) -> Duration {
+        self.play(iters, None)
+    }
+
+    fn run_recorded(&mut self, iters: u64, calls: &mut Recorder) -> Option<Duration> {
+        Some(self.play(iters, Some(calls)))
     }
 }
 

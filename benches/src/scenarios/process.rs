@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use concur_process::{MapOptions, ProcessPool, WorkerDied};
 
 use crate::contender::{Batch, Contender, Scenario, Side};
+use crate::latency::{Laps, Recorder};
 use crate::measure::Measured;
 
 /// Pool start-up to the first result.
@@ -155,6 +156,7 @@ pub fn sampled(name: &str, n: usize, mut once: impl FnMut() -> Duration) -> Meas
         ns,
         range: (s[0], s[s.len() - 1]),
         rounds,
+        latency: None,
     }
 }
 
@@ -174,14 +176,25 @@ pub fn death_to_error(samples: usize) -> Vec<Measured> {
 /// Submit, then result.
 struct RoundTrip(ProcessPool);
 
-impl Batch for RoundTrip {
-    fn run(&mut self, iters: u64) -> Duration {
-        let start = Instant::now();
+impl RoundTrip {
+    fn play(&mut self, iters: u64, calls: Option<&mut Recorder>) -> Duration {
+        let mut laps = Laps::start(calls);
         for i in 0..iters {
             let future = self.0.submit(tasks::noop, black_box(i)).expect("refused");
             black_box(value(&future));
+            laps.lap();
         }
-        start.elapsed()
+        laps.total()
+    }
+}
+
+impl Batch for RoundTrip {
+    fn run(&mut self, iters: u64) -> Duration {
+        self.play(iters, None)
+    }
+
+    fn run_recorded(&mut self, iters: u64, calls: &mut Recorder) -> Option<Duration> {
+        Some(self.play(iters, Some(calls)))
     }
 }
 
@@ -193,17 +206,28 @@ struct RawPipe {
     buf: [u8; RAW_BYTES],
 }
 
-impl Batch for RawPipe {
-    fn run(&mut self, iters: u64) -> Duration {
+impl RawPipe {
+    fn play(&mut self, iters: u64, calls: Option<&mut Recorder>) -> Duration {
         let to = self.to.as_mut().expect("open until drop");
-        let start = Instant::now();
+        let mut laps = Laps::start(calls);
         for _ in 0..iters {
             to.write_all(&self.buf).expect("raw_pipe: write failed");
             self.from
                 .read_exact(&mut self.buf)
                 .expect("raw_pipe: the echo child is gone");
+            laps.lap();
         }
-        start.elapsed()
+        laps.total()
+    }
+}
+
+impl Batch for RawPipe {
+    fn run(&mut self, iters: u64) -> Duration {
+        self.play(iters, None)
+    }
+
+    fn run_recorded(&mut self, iters: u64, calls: &mut Recorder) -> Option<Duration> {
+        Some(self.play(iters, Some(calls)))
     }
 }
 
@@ -321,6 +345,11 @@ impl<B: Batch> Batch for PinnedCaller<B> {
     fn run(&mut self, iters: u64) -> Duration {
         let _pin = crate::affinity::pin_current_thread(self.cpu);
         self.batch.run(iters)
+    }
+
+    fn run_recorded(&mut self, iters: u64, calls: &mut Recorder) -> Option<Duration> {
+        let _pin = crate::affinity::pin_current_thread(self.cpu);
+        self.batch.run_recorded(iters, calls)
     }
 }
 

@@ -33,6 +33,7 @@ use concur_core::{Future, Promise, ReturnWhen};
 use crossbeam_channel::Select;
 
 use crate::contender::{Batch, Contender, Scenario, Side};
+use crate::latency::Recorder;
 use crate::procfs;
 
 /// The sizes measured.
@@ -267,6 +268,19 @@ impl<W: AnyOf> Wake<W> {
 impl<W: AnyOf> Batch for Wake<W> {
     fn run(&mut self, iters: u64) -> Duration {
         (0..iters).map(|_| self.round_trip()).sum()
+    }
+
+    /// Each round is timed on its own already (completion to return): those are the calls.
+    fn run_recorded(&mut self, iters: u64, calls: &mut Recorder) -> Option<Duration> {
+        Some(
+            (0..iters)
+                .map(|_| {
+                    let one = self.round_trip();
+                    calls.record(one);
+                    one
+                })
+                .sum(),
+        )
     }
 }
 

@@ -1,11 +1,12 @@
 //! A ping-pong between the measuring thread and a long-lived partner thread.
 
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::baton::Baton;
 use crate::affinity;
 use crate::contender::Batch;
+use crate::latency::{Laps, Recorder};
 
 /// The measuring side of a ping-pong; the partner lives until this is dropped.
 ///
@@ -79,17 +80,23 @@ impl<B: Baton> Rally<B> {
 
     /// Plays `n` round trips and returns how long they took.
     pub fn round_trips(&mut self, n: u64) -> Duration {
+        self.play(n, None)
+    }
+
+    /// As [`round_trips`](Rally::round_trips), each round trip recorded in `calls` if given.
+    fn play(&mut self, n: u64, calls: Option<&mut Recorder>) -> Duration {
         let _pin = self.placement.measurer.map(affinity::pin_current_thread);
         let mut to_partner = self.to_partner.take().expect("rally in use");
         let mut inbox = self.inbox.take().expect("rally in use");
-        let start = Instant::now();
+        let mut laps = Laps::start(calls);
         for _ in 0..n {
             let (to_partner_next, partner_inbox_next) = B::pair();
             B::pass(to_partner, partner_inbox_next);
             to_partner = to_partner_next;
             inbox = inbox.take().expect("the ping-pong partner hung up");
+            laps.lap();
         }
-        let elapsed = start.elapsed();
+        let elapsed = laps.total();
         self.to_partner = Some(to_partner);
         self.inbox = Some(inbox);
         elapsed
@@ -109,6 +116,10 @@ fn relay<B: Baton>(mut inbox: B, mut to_us: B::Sender) {
 impl<B: Baton> Batch for Rally<B> {
     fn run(&mut self, iters: u64) -> Duration {
         self.round_trips(iters)
+    }
+
+    fn run_recorded(&mut self, iters: u64, calls: &mut Recorder) -> Option<Duration> {
+        Some(self.play(iters, Some(calls)))
     }
 }
 
