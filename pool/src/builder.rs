@@ -36,6 +36,7 @@ pub struct Builder {
     thread_name_prefix: Option<String>,
     initializer: Option<Initializer>,
     stack_size: Option<usize>,
+    keep_cpu_masks: bool,
 }
 
 impl Builder {
@@ -97,6 +98,31 @@ impl Builder {
         self
     }
 
+    /// Whether an idle worker that finds itself on the CPU of the latest submit may move to
+    /// another CPU of its mask (default: yes). With `false` the pool never changes its
+    /// threads' CPU masks.
+    ///
+    /// An idle worker spins a few microseconds before it sleeps, so that a thread that submits
+    /// again at once finds it awake; spinning on the submitter's own CPU would only hold the
+    /// submitter up, and on small machines the scheduler can keep both on one CPU for
+    /// thousands of calls while another CPU idles. So such a worker narrows its CPU mask to
+    /// the other CPUs of its mask (which moves it) and restores the whole mask at once, at
+    /// most every 10 ms. A mask that someone else sets on a worker thread between those two
+    /// calls is overwritten: turn moves off if something else (an `initializer` calling
+    /// `sched_setaffinity`, say) manages the workers' masks while the pool runs. A worker whose
+    /// mask holds one CPU never moves.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = concur_pool::ThreadPool::builder().move_idle_workers(false).build().unwrap();
+    /// assert_eq!(*pool.submit(|| 6 * 7).unwrap().result().unwrap(), 42);
+    /// ```
+    pub fn move_idle_workers(mut self, allowed: bool) -> Self {
+        self.keep_cpu_masks = !allowed;
+        self
+    }
+
     /// Builds the pool. No thread starts until the first submit.
     ///
     /// # Errors
@@ -121,6 +147,7 @@ impl Builder {
             thread_name_prefix: self.thread_name_prefix,
             initializer: self.initializer,
             stack_size: self.stack_size,
+            move_idle_workers: !self.keep_cpu_masks,
         }))
     }
 }
@@ -138,6 +165,7 @@ impl fmt::Debug for Builder {
             .field("thread_name_prefix", &self.thread_name_prefix)
             .field("initializer", &self.initializer.is_some())
             .field("stack_size", &self.stack_size)
+            .field("move_idle_workers", &!self.keep_cpu_masks)
             .finish()
     }
 }
@@ -148,4 +176,6 @@ pub(crate) struct Config {
     pub(crate) thread_name_prefix: Option<String>,
     pub(crate) initializer: Option<Initializer>,
     pub(crate) stack_size: Option<usize>,
+    /// Whether an idle worker may leave the submitter's CPU ([`Builder::move_idle_workers`]).
+    pub(crate) move_idle_workers: bool,
 }

@@ -39,9 +39,13 @@ const PAUSES_PER_POLL: u32 = 8;
 const POLLS_PER_CLOCK: u32 = 8;
 
 /// Calls `poll` until it returns something or [`WINDOW`] passes (at once, with one CPU or
-/// while the latest submit ran on this CPU).
-pub(crate) fn spin<T>(submits: &SubmitCpu, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
-    if !spinning_helps() || (submits.on_this_cpu() && !move_off_this_cpu()) {
+/// while the latest submit ran on this CPU and the worker may not or cannot move off it).
+pub(crate) fn spin<T>(
+    submits: &SubmitCpu,
+    may_move: bool,
+    mut poll: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    if !spinning_helps() || (submits.on_this_cpu() && !(may_move && move_off_this_cpu())) {
         return None;
     }
     let start = Instant::now();
@@ -113,6 +117,11 @@ fn current_cpu() -> u32 {
     }
 }
 
+thread_local! {
+    /// When this thread last tried to move off its CPU (the [`NUDGE_EVERY`] rate limit).
+    static LAST_MOVE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
 /// Moves the calling thread to another of its allowed CPUs (at most once per [`NUDGE_EVERY`]
 /// per thread); returns whether it now runs on another CPU.
 ///
@@ -124,16 +133,14 @@ fn current_cpu() -> u32 {
 /// returns; the whole mask is then put back at once, so the scheduler may move it anywhere
 /// later (a mask changed by someone else between the two calls would be overwritten).
 fn move_off_this_cpu() -> bool {
-    use std::cell::Cell;
-    thread_local!(static LAST: Cell<Option<Instant>> = const { Cell::new(None) });
     let now = Instant::now();
-    if LAST
+    if LAST_MOVE
         .get()
         .is_some_and(|t| now.duration_since(t) < NUDGE_EVERY)
     {
         return false;
     }
-    LAST.set(Some(now));
+    LAST_MOVE.set(Some(now));
     #[cfg(all(target_os = "linux", not(concur_loom)))]
     // SAFETY: zeroed cpu_set_t values are valid empty sets; sched_getaffinity and
     // sched_setaffinity read and write them for the calling thread (pid 0) within their size.
@@ -170,7 +177,11 @@ mod tests {
     use super::*;
 
     /// Pins the calling thread to the CPU it runs on, so that `sched_getcpu` stays put.
+    /// `spinning_helps` is decided first, from the unpinned mask: it is computed once per
+    /// process from the calling thread's mask, and a pinned first caller would turn spinning
+    /// off for every test.
     fn pin_here() -> u32 {
+        let _ = spinning_helps();
         // SAFETY: sched_getcpu has no preconditions.
         let cpu = unsafe { libc::sched_getcpu() };
         let cpu = usize::try_from(cpu).expect("sched_getcpu works here");
@@ -196,13 +207,30 @@ mod tests {
             assert!(submits.on_this_cpu());
             let mut polls = 0;
             assert_eq!(
-                spin(&submits, || {
+                spin(&submits, true, || {
                     polls += 1;
                     None::<()>
                 }),
                 None
             );
             assert_eq!(polls, 0, "it spun on the submitter's CPU");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_worker_that_may_not_move_never_tries() {
+        std::thread::spawn(|| {
+            pin_here();
+            let submits = SubmitCpu::new();
+            submits.note();
+            assert_eq!(spin(&submits, false, || Some(())), None);
+            assert_eq!(LAST_MOVE.get(), None, "it tried to move");
+            // The same worker, allowed to move, tries (and fails: its mask holds one CPU),
+            // where spinning helps at all.
+            assert_eq!(spin(&submits, true, || Some(())), None);
+            assert_eq!(LAST_MOVE.get().is_some(), spinning_helps(), "move attempts");
         })
         .join()
         .unwrap();
@@ -248,7 +276,7 @@ mod tests {
             submits.0.store(cpu + 1, Ordering::Relaxed);
             assert!(!submits.on_this_cpu());
             let mut polls = 0;
-            let found = spin(&submits, || {
+            let found = spin(&submits, true, || {
                 polls += 1;
                 (polls == 3).then_some(polls)
             });

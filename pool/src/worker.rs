@@ -133,10 +133,10 @@ fn work_loop(shared: &Shared, state: &WorkerState, parker: &crate::sync::Arc<Par
 
 /// Pops a task, spinning a while (see [`idle_spin`]) before giving up.
 fn find_task(shared: &Shared) -> Option<Task> {
-    shared
-        .queue
-        .pop()
-        .or_else(|| idle_spin::spin(shared.control.submit_cpu(), || shared.queue.pop()))
+    shared.queue.pop().or_else(|| {
+        let moves = shared.config.move_idle_workers;
+        idle_spin::spin(shared.control.submit_cpu(), moves, || shared.queue.pop())
+    })
 }
 
 fn run_task(shared: &Shared, state: &WorkerState, task: Task) {
