@@ -81,6 +81,7 @@ impl MapOptions {
 ///     }
 /// }
 ///
+/// // Relaxed: the calls run on this thread, inside `map`.
 /// let ran = Arc::new(AtomicUsize::new(0));
 /// let counter = Arc::clone(&ran);
 /// let map = RunAtOnce.map(move |_| counter.fetch_add(1, Ordering::Relaxed), 0..3);

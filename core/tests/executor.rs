@@ -135,6 +135,9 @@ fn map_window_bounds_what_is_in_flight() {
     assert_eq!(results.next().unwrap().unwrap(), 2);
 }
 
+// ORDERING (the counters below): Relaxed: a count read after the calls ran on this thread
+// (`run_all`), so no other data is published through it.
+
 #[test]
 fn a_map_dropped_unread_cancels_nothing_and_its_calls_run() {
     let executor = Manual::default();

@@ -114,6 +114,7 @@ impl Liveness {
                 self.send(&beat);
                 next_beat = now + self.interval;
             }
+            // ORDERING: Relaxed, as in `heard`: a stale timestamp errs by one wake-up.
             let silent = self
                 .started
                 .elapsed()
