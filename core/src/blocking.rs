@@ -29,12 +29,19 @@ impl<T> Future<T> {
     /// std::thread::spawn(move || promise.set_result(vec![1, 2, 3]).unwrap());
     /// assert_eq!(future.result().unwrap().len(), 3);
     /// ```
+    #[inline]
     pub fn result(&self) -> Result<&T, Error> {
         // The done case stays inline in the caller; only a real wait leaves it.
         match self.try_result() {
             Some(outcome) => outcome,
-            None => self.outcome_after(wait(self.raw_header(), None)),
+            None => self.wait_for_result(),
         }
+    }
+
+    /// [`result`](Future::result) for a future found not done.
+    #[cold]
+    fn wait_for_result(&self) -> Result<&T, Error> {
+        self.outcome_after(wait(self.raw_header(), None))
     }
 
     /// Waits at most `timeout` for the outcome (Python's `result(timeout)`).
@@ -105,11 +112,13 @@ impl<T> Future<T> {
     /// let value: String = future.into_result().unwrap();
     /// assert_eq!(value, "owned");
     /// ```
+    #[inline]
     pub fn into_result(self) -> Result<T, Error> {
-        match wait(self.raw_header(), None) {
-            WaitEnd::Deadlock => Err(Error::Deadlock),
-            _ => self.take_outcome(),
+        // The done case stays inline in the caller, as in `result`.
+        if !self.is_done() && wait_cold(self.raw_header()) == WaitEnd::Deadlock {
+            return Err(Error::Deadlock);
         }
+        self.take_outcome()
     }
 
     /// Blocks until the future is done. Returns false only if this thread's
@@ -151,6 +160,12 @@ pub(crate) enum WaitEnd {
     TimedOut,
     /// The thread's blocking hook said this wait would never end.
     Deadlock,
+}
+
+/// [`wait`] without a deadline, for a caller that found the future not done.
+#[cold]
+fn wait_cold(header: NonNull<Header>) -> WaitEnd {
+    wait(header, None)
 }
 
 /// Blocks until the phase is final or `deadline` passes.

@@ -72,8 +72,10 @@ impl<T> Cell<T> {
             .phase()
             == word::FINISHED;
         if finished && !outcome_taken {
+            // Dropped in place: moving it out first would copy the whole outcome.
             // SAFETY: FINISHED means the slot is initialised; we are its last owner.
-            drop(unsafe { self.take_slot() });
+            self.slot
+                .with_mut(|slot| unsafe { (*slot).assume_init_drop() });
         }
     }
 
@@ -131,9 +133,19 @@ impl<T> Cell<T> {
     ///
     /// # Safety
     /// As [`Cell::free`], and the slot holds no value any more.
+    #[inline]
     pub(crate) unsafe fn free_emptied(cell: NonNull<Self>) {
         // SAFETY: per the contract.
-        unsafe { (cell.as_ref().header.ops().free)(cell.cast(), true) };
+        let ops = unsafe { cell.as_ref() }.header.ops();
+        if ops.plain {
+            // Nothing left to drop in a plain cell: just free the allocation.
+            // SAFETY: only `Cell::alloc` makes a cell with plain ops, from `heap::alloc`; the
+            // slot is empty and `Cell<T>` has no drop glue of its own.
+            unsafe { heap::free(cell) };
+        } else {
+            // SAFETY: per the contract; the ops match the allocation (set at creation).
+            unsafe { (ops.free)(cell.cast(), true) };
+        }
     }
 
     /// The producer's completion: publish `outcome`, wake everyone, and, if `producer_done`,
@@ -143,6 +155,7 @@ impl<T> Cell<T> {
     /// # Safety
     /// Called once per cell by whoever holds the right to complete it (its producer, or the
     /// winner of a claim), which does not touch the cell afterwards if `producer_done`.
+    #[inline(always)]
     pub(crate) unsafe fn complete(
         cell: NonNull<Self>,
         outcome: Outcome<T>,
@@ -173,16 +186,28 @@ impl<T> Cell<T> {
                 }
                 Ok(())
             }
-            Finish::Lost(_) => {
-                // Cancelled first: the slot is still ours alone, take the outcome back.
-                // SAFETY: the phase is CANCELLED, so no reader looks at the slot.
-                let outcome = unsafe { cell_ref.take_slot() };
-                if producer_done && cell_ref.header.release_producer() {
-                    // SAFETY: both flags are set; the phase is CANCELLED so no slot is dropped.
-                    unsafe { Cell::free(cell) };
-                }
-                Err(outcome)
-            }
+            // SAFETY: we hold the right to complete and lost to `cancel` (per the contract).
+            Finish::Lost(_) => Err(unsafe { Cell::refused(cell, producer_done) }),
         }
+    }
+
+    /// The end of a completion that lost to `cancel`: takes the outcome back out of the slot
+    /// and, if `producer_done`, releases the producer's share.
+    ///
+    /// # Safety
+    /// The caller wrote the slot as the cell's completer and its finishing CAS found the phase
+    /// CANCELLED; if `producer_done` it does not touch the cell afterwards.
+    #[cold]
+    unsafe fn refused(cell: NonNull<Self>, producer_done: bool) -> Outcome<T> {
+        // SAFETY: the producer's share (or the claimer's handle) keeps the cell alive.
+        let cell_ref = unsafe { cell.as_ref() };
+        // Cancelled first: the slot is still ours alone, take the outcome back.
+        // SAFETY: the phase is CANCELLED, so no reader looks at the slot.
+        let outcome = unsafe { cell_ref.take_slot() };
+        if producer_done && cell_ref.header.release_producer() {
+            // SAFETY: both flags are set; the phase is CANCELLED so no slot is dropped.
+            unsafe { Cell::free(cell) };
+        }
+        outcome
     }
 }

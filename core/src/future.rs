@@ -157,6 +157,7 @@ impl<T> Future<T> {
     /// promise.set_result(7).unwrap();
     /// assert_eq!(future.try_result().unwrap().unwrap(), &7);
     /// ```
+    #[inline]
     pub fn try_result(&self) -> Option<Result<&T, Error>> {
         let state = self.header().load(ord::FAST_PATH_LOAD);
         match state.phase() {
@@ -208,6 +209,7 @@ impl<T> Future<T> {
 
 impl<T> Future<T> {
     /// Moves the outcome out of a done future if this is the last handle.
+    #[inline]
     pub(crate) fn take_outcome(self) -> Result<T, Error> {
         let state = self.header().load(ord::FAST_PATH_LOAD);
         if state.phase() != word::FINISHED {
@@ -260,6 +262,7 @@ impl<T> Clone for Future<T> {
 }
 
 impl<T> Drop for Future<T> {
+    #[inline]
     fn drop(&mut self) {
         if self.header().release_consumer() {
             // SAFETY: we were the last consumer and the producer is gone (both synchronised).

@@ -192,9 +192,34 @@ impl Header {
     /// the cell.
     #[inline]
     pub(crate) fn finish(&self, outcome: usize, producer_done: bool) -> Finish {
+        let current = self.load(ord::RETRY);
+        // The common word, decided with one compare: PENDING (or, unless cancelling, RUNNING)
+        // with no waiter, no LOCK and no ownership flag. Then the new word is just the outcome
+        // and the flag; anything else takes the general loop.
+        let movable = if outcome == word::CANCELLED {
+            word::PENDING
+        } else {
+            word::RUNNING
+        };
+        if current.0.addr() & !movable != 0 {
+            return self.finish_from(current, outcome, producer_done);
+        }
+        let tags = outcome | if producer_done { PRODUCER_GONE } else { 0 };
+        match self.cas(current, Snapshot::from_tags(tags), detach_order(outcome)) {
+            Ok(()) => Finish::Won {
+                head: core::ptr::null_mut(),
+                outcome: Snapshot::from_tags(tags),
+                free: false,
+            },
+            Err(actual) => self.finish_from(actual, outcome, producer_done),
+        }
+    }
+
+    /// [`Header::finish`] from the word `current`, for any word.
+    #[cold]
+    fn finish_from(&self, mut current: Snapshot, outcome: usize, producer_done: bool) -> Finish {
         let cancelling = outcome == word::CANCELLED;
         let gone = if producer_done { PRODUCER_GONE } else { 0 };
-        let mut current = self.load(ord::RETRY);
         loop {
             if current.is_final() || (cancelling && current.phase() == word::RUNNING) {
                 return Finish::Lost(current);
@@ -212,13 +237,8 @@ impl Header {
                 self.cas(current, current.with_tags(tags), order)
                     .map(|()| core::ptr::null_mut())
             } else {
-                let order = if cancelling {
-                    ord::CANCEL_DETACH
-                } else {
-                    ord::SET_DETACH
-                };
                 let tags = tags & !LOCK;
-                self.cas(current, Snapshot::from_tags(tags), order)
+                self.cas(current, Snapshot::from_tags(tags), detach_order(outcome))
                     .map(|()| current.head())
             };
             match attempt {
@@ -404,6 +424,16 @@ impl Header {
     /// free the cell.
     pub(crate) fn release_producer(&self) -> bool {
         self.set_flag(PRODUCER_GONE).has(CONSUMERS_GONE)
+    }
+}
+
+/// The success ordering of a CAS that makes the phase `outcome` final and detaches the list.
+#[inline(always)]
+fn detach_order(outcome: usize) -> Ordering {
+    if outcome == word::CANCELLED {
+        ord::CANCEL_DETACH
+    } else {
+        ord::SET_DETACH
     }
 }
 

@@ -92,6 +92,7 @@ impl<T> Promise<T> {
     ///
     /// # Errors
     /// If the future was cancelled first, the value is handed back in [`SetError`].
+    #[inline]
     pub fn set_result(self, value: T) -> Result<(), SetError<T>> {
         self.set_outcome(Ok(value))
             .map_err(|refused| match refused.into_inner() {
@@ -129,6 +130,7 @@ impl<T> Promise<T> {
     ///
     /// # Errors
     /// If the future was cancelled first, the outcome is handed back in [`SetError`].
+    #[inline]
     pub fn set_outcome(
         self,
         outcome: Result<T, Failure>,
