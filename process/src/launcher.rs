@@ -7,6 +7,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::ship::Shipment;
+
 /// How the workers of a pool (or of a group of them, see
 /// [`add_workers`](crate::ProcessPoolBuilder::add_workers)) are started.
 ///
@@ -34,6 +36,8 @@ pub struct Launcher {
     program: Option<PathBuf>,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    /// Ship this executable to the ssh hosts, under this directory if given.
+    ship: Option<Option<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -86,6 +90,8 @@ pub(crate) struct Target {
     /// The launcher process's own environment additions.
     pub(crate) env: Vec<(OsString, OsString)>,
     pub(crate) program: Option<PathBuf>,
+    /// Ship this executable there before the first worker (`crate::ship`).
+    pub(crate) ship: Option<Shipment>,
 }
 
 impl Launcher {
@@ -95,6 +101,7 @@ impl Launcher {
             program: None,
             args: Vec::new(),
             env: Vec::new(),
+            ship: None,
         }
     }
 
@@ -263,6 +270,62 @@ impl Launcher {
         self
     }
 
+    /// Copies this executable (`/proc/self/exe`) to every ssh host before its workers start,
+    /// and runs the workers from the copy: the hosts need no install of the program, only a
+    /// POSIX `sh`, `mkdir`, `cat`, `chmod` and `mv`.
+    ///
+    /// [`build`](crate::ProcessPoolBuilder::build) runs one `ssh HOST sh -c '...'` per host,
+    /// all at once and bounded together by the
+    /// [start-up timeout](crate::ProcessPoolBuilder::startup_timeout). The copy is
+    /// `${TMPDIR:-/tmp}/concur-$USER/<build fingerprint>/<executable name>` on the host
+    /// (or under [`ship_directory`](Launcher::ship_directory)); when it is there already,
+    /// nothing is sent, so later pools of the same build reuse it. A new copy is written
+    /// next to its place and renamed into it, so no pool ever runs a half-written file.
+    /// Only ssh launchers ship; the others ignore this. Shipping replaces the builder's
+    /// [`worker_program`](crate::ProcessPoolBuilder::worker_program) on these hosts.
+    ///
+    /// # Errors
+    /// `build` fails with [`BuildError::Ship`](crate::BuildError::Ship), naming the host and
+    /// quoting ssh's stderr, when a host cannot be reached, the copy cannot be written (no
+    /// space, a read-only or missing directory) or no answer comes within the start-up
+    /// timeout; and with [`BuildError::ShipWithProgram`](crate::BuildError::ShipWithProgram)
+    /// when the launcher also names a [`program`](Launcher::program).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use concur_process::{Launcher, ProcessPool};
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .max_workers(8)
+    ///     .launcher(Launcher::ssh(["node1", "node2"]).ship_executable())
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn ship_executable(mut self) -> Self {
+        self.ship.get_or_insert(None);
+        self
+    }
+
+    /// Ships this executable ([`ship_executable`](Launcher::ship_executable)) under `dir` on
+    /// the hosts instead of `${TMPDIR:-/tmp}/concur-$USER` (the remote shell expands `$`
+    /// forms in it; a single quote is refused).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use concur_process::{Launcher, ProcessPool};
+    ///
+    /// let ssh = Launcher::ssh(["node1"]).ship_directory("/scratch/me/bin");
+    /// let pool = ProcessPool::builder().launcher(ssh).build().unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn ship_directory(mut self, dir: impl Into<String>) -> Self {
+        self.ship = Some(Some(dir.into()));
+        self
+    }
+
     /// The hosts this launcher reaches, each with its argv prefix.
     pub(crate) fn targets(&self) -> Vec<Target> {
         let target = |host: String, prefix: Option<Vec<OsString>>, kill| Target {
@@ -272,6 +335,7 @@ impl Launcher {
             master: None,
             env: self.env.clone(),
             program: self.program.clone(),
+            ship: None,
         };
         let extra = || self.args.iter().cloned();
         match &self.kind {
@@ -295,8 +359,13 @@ impl Launcher {
                     .iter()
                     .map(|host| {
                         let (prefix, master) = ssh.commands(host, &self.args, pool);
+                        let ship = self.ship.clone().map(|dir| Shipment {
+                            ssh: prefix.clone(),
+                            dir,
+                        });
                         Target {
                             master,
+                            ship,
                             ..target(host.clone(), Some(prefix), KillPolicy::ThroughLauncher)
                         }
                     })
