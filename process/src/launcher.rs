@@ -77,6 +77,16 @@ pub(crate) struct Master {
     pub(crate) exit: Vec<OsString>,
 }
 
+/// The ssh commands of one multiplexed host.
+struct Multiplexed {
+    master: Master,
+    /// `ssh ... -o ControlMaster=auto -o ControlPersist=60 host`: the shipping session, which
+    /// becomes the host's master and stays up in the background for the workers.
+    ship: Vec<OsString>,
+    /// `ssh ... -O check host`: what brings the master up once shipping did.
+    check: Vec<OsString>,
+}
+
 /// One host a launcher reaches.
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
@@ -358,11 +368,26 @@ impl Launcher {
                 ssh.hosts
                     .iter()
                     .map(|host| {
-                        let (prefix, master) = ssh.commands(host, &self.args, pool);
-                        let ship = self.ship.clone().map(|dir| Shipment {
-                            ssh: prefix.clone(),
-                            dir,
-                        });
+                        let (prefix, multiplexed) = ssh.commands(host, &self.args, pool);
+                        let (master, ship) = match (multiplexed, self.ship.clone()) {
+                            (None, ship) => (
+                                None,
+                                ship.map(|dir| Shipment {
+                                    ssh: prefix.clone(),
+                                    dir,
+                                }),
+                            ),
+                            (Some(m), None) => (Some(m.master), None),
+                            // The shipping session brings the master up, so the copy and the
+                            // workers share one connection.
+                            (Some(m), Some(dir)) => {
+                                let master = Master {
+                                    start: m.check,
+                                    ..m.master
+                                };
+                                (Some(master), Some(Shipment { ssh: m.ship, dir }))
+                            }
+                        };
                         Target {
                             master,
                             ship,
@@ -438,7 +463,7 @@ impl Ssh {
         host: &str,
         extra: &[OsString],
         pool: u64,
-    ) -> (Vec<OsString>, Option<Master>) {
+    ) -> (Vec<OsString>, Option<Multiplexed>) {
         let mut base: Vec<OsString> = vec!["ssh".into(), "-o".into(), "BatchMode=yes".into()];
         if let Some(port) = self.port {
             base.extend(["-p".into(), port.to_string().into()]);
@@ -474,7 +499,12 @@ impl Ssh {
             start: with(&["ControlMaster=yes", "ControlPersist=60"], &["-N", "-f"]),
             exit: with(&[], &["-O", "exit"]),
         };
-        (worker, Some(master))
+        let multiplexed = Multiplexed {
+            master,
+            ship: with(&["ControlMaster=auto", "ControlPersist=60"], &[]),
+            check: with(&[], &["-O", "check"]),
+        };
+        (worker, Some(multiplexed))
     }
 }
 

@@ -42,13 +42,13 @@ fn shipping_pool(launcher: Launcher) -> Result<ProcessPool, BuildError> {
         .build()
 }
 
-/// The first result of a fresh pool, and how long from `build` to it.
-fn first_exe(launcher: Launcher) -> (String, Duration) {
+/// The first result of a fresh pool, how long from `build` to it, and the pool.
+fn first_exe(launcher: Launcher) -> (String, Duration, ProcessPool) {
     let started = Instant::now();
     let pool = shipping_pool(launcher).expect("build a pool over ssh");
     let exe = pool.submit(own_exe, ()).unwrap();
     let exe = exe.result_timeout(RESULT_BOUND).unwrap().to_string();
-    (exe, started.elapsed())
+    (exe, started.elapsed(), pool)
 }
 
 #[test]
@@ -59,8 +59,11 @@ fn workers_run_the_shipped_copy_and_later_pools_reuse_it() {
     let dir = ship_dir("reuse");
     let copy = expected_copy(&dir);
     let launcher = engines::ssh_launcher().ship_directory(dir.to_string_lossy());
-    let (exe, shipped_in) = first_exe(launcher.clone());
+    let (exe, shipped_in, pool) = first_exe(launcher.clone());
     assert_eq!(Path::new(&exe), copy, "the worker runs {exe}");
+    // The shipping session became the connection master the workers use (the pool only
+    // checks for it), and the pool closes it like any master.
+    engines::assert_master_lives_until_dropped(pool);
     assert_ne!(Path::new(&exe), std::env::current_exe().unwrap());
     let before = std::fs::metadata(&copy).unwrap();
     assert_eq!(before.mode() & 0o777, 0o700);
@@ -72,7 +75,7 @@ fn workers_run_the_shipped_copy_and_later_pools_reuse_it() {
     let entries = std::fs::read_dir(copy.parent().unwrap()).unwrap().count();
     assert_eq!(entries, 1);
 
-    let (exe, reused_in) = first_exe(launcher);
+    let (exe, reused_in, _pool) = first_exe(launcher);
     assert_eq!(Path::new(&exe), copy);
     let after = std::fs::metadata(&copy).unwrap();
     assert_eq!(
@@ -80,7 +83,7 @@ fn workers_run_the_shipped_copy_and_later_pools_reuse_it() {
         (before.ino(), before.mtime_nsec(), before.mtime())
     );
 
-    let (plain, plain_in) = first_exe(engines::ssh_launcher());
+    let (plain, plain_in, _pool) = first_exe(engines::ssh_launcher());
     assert_eq!(Path::new(&plain), std::env::current_exe().unwrap());
     eprintln!(
         "first result: shipping {} bytes {shipped_in:?}, reusing the copy {reused_in:?}, \
