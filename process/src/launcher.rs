@@ -274,7 +274,9 @@ impl Launcher {
 
     /// The worker program's path where the launcher runs it (default: the builder's
     /// [`worker_program`](crate::ProcessPoolBuilder::worker_program), else this executable's
-    /// path, which must then exist at the same path on the remote host).
+    /// path, which must then exist at the same path on the remote host). It cannot be combined
+    /// with [`ship_executable`](Launcher::ship_executable) (`build` refuses that with
+    /// [`BuildError::ShipWithProgram`](crate::BuildError::ShipWithProgram)).
     pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
         self.program = Some(path.into());
         self
@@ -291,6 +293,8 @@ impl Launcher {
     /// (or under [`ship_directory`](Launcher::ship_directory)); when it is there already,
     /// nothing is sent, so later pools of the same build reuse it. A new copy is written
     /// next to its place and renamed into it, so no pool ever runs a half-written file.
+    /// With [multiplexing](Launcher::multiplexing) on, the shipping session becomes the host's
+    /// connection master, which the workers then share; off, it is a connection of its own.
     /// Only ssh launchers ship; the others ignore this. Shipping replaces the builder's
     /// [`worker_program`](crate::ProcessPoolBuilder::worker_program) on these hosts.
     ///
