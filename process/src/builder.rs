@@ -381,8 +381,11 @@ impl ProcessPoolBuilder {
     /// [`BuildError`] for a zero `max_workers` or `max_tasks_per_child`, a bad frame limit,
     /// unencodable initializer arguments, a NUL in a path, argument or environment entry, a
     /// call from a process that was started as a worker but did not call
-    /// [`worker_main`](crate::worker_main), or a failure to create the pool's thread or
-    /// descriptors.
+    /// [`worker_main`](crate::worker_main), a failure to create the pool's thread or
+    /// descriptors, or, for a launcher that
+    /// [ships this executable](crate::Launcher::ship_executable), a host it could not be
+    /// copied to within the start-up timeout ([`BuildError::Ship`]) or a remote program named
+    /// as well ([`BuildError::ShipWithProgram`]). Shipping is the one step `build` waits for.
     pub fn build(mut self) -> Result<ProcessPool, BuildError> {
         if std::env::var_os(ENV_WORKER).is_some() {
             return Err(BuildError::NotServing);
@@ -424,7 +427,8 @@ impl ProcessPoolBuilder {
         {
             return Err(BuildError::Heartbeat(self.heartbeat.unwrap_or_default()));
         }
-        let groups = plan(groups, &command, self.heartbeat)?;
+        let startup_timeout = self.startup_timeout.unwrap_or(Duration::from_secs(30));
+        let groups = plan(groups, &command, self.heartbeat, startup_timeout)?;
         let config = Config {
             max_workers,
             max_tasks_per_child,
@@ -432,7 +436,7 @@ impl ProcessPoolBuilder {
             task_timeout: self.task_timeout,
             depth: 1 + self.prefetch.unwrap_or(2),
             max_frame,
-            startup_timeout: self.startup_timeout.unwrap_or(Duration::from_secs(30)),
+            startup_timeout,
             terminate_grace: self.terminate_grace.unwrap_or(Duration::from_secs(1)),
             groups,
             retries: self.retries,

@@ -55,11 +55,14 @@ pub(crate) fn plan(
     groups: Vec<(usize, Launcher)>,
     command: &WorkerCommand,
     heartbeat: Option<Duration>,
+    startup_timeout: Duration,
 ) -> Result<Vec<Group>, BuildError> {
     let mut planned = Vec::new();
     for (max, launcher) in groups {
         let mut slots = Vec::new();
-        for target in launcher.targets() {
+        let mut targets = launcher.targets();
+        crate::ship::ship_all(&mut targets, startup_timeout)?;
+        for target in targets {
             let spawn = match &target.prefix {
                 None => spawn_config(command)?,
                 Some(prefix) => launcher_config(prefix, &target, command)?,

@@ -487,7 +487,36 @@ pub enum BuildError {
     /// `main` does not call [`worker_main`](crate::worker_main) first (building here would start
     /// workers recursively).
     NotServing,
+    /// [`ship_executable`](crate::Launcher::ship_executable) could not put this executable on a
+    /// host.
+    Ship(ShipError),
+    /// A launcher both ships this executable and names a remote
+    /// [`program`](crate::Launcher::program): only one can be the worker.
+    ShipWithProgram,
 }
+
+/// This executable could not be shipped to a host
+/// ([`ship_executable`](crate::Launcher::ship_executable)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShipError {
+    /// The host, as the launcher names it.
+    pub host: String,
+    /// What went wrong, with ssh's stderr.
+    pub reason: String,
+}
+
+impl fmt::Display for ShipError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "could not ship this executable to {}: {}",
+            self.host, self.reason
+        )
+    }
+}
+
+impl std::error::Error for ShipError {}
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -509,6 +538,10 @@ impl fmt::Display for BuildError {
                 "this process was started as a pool worker but did not call \
                  concur_process::worker_main() first thing in main",
             ),
+            BuildError::Ship(error) => error.fmt(f),
+            BuildError::ShipWithProgram => {
+                f.write_str("a launcher cannot both ship this executable and name a remote program")
+            }
         }
     }
 }
@@ -517,6 +550,7 @@ impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BuildError::Io(error) => Some(error),
+            BuildError::Ship(error) => Some(error),
             _ => None,
         }
     }

@@ -7,6 +7,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::ship::Shipment;
+
 /// How the workers of a pool (or of a group of them, see
 /// [`add_workers`](crate::ProcessPoolBuilder::add_workers)) are started.
 ///
@@ -34,6 +36,8 @@ pub struct Launcher {
     program: Option<PathBuf>,
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
+    /// Ship this executable to the ssh hosts, under this directory if given.
+    ship: Option<Option<String>>,
 }
 
 #[derive(Clone, Debug)]
@@ -73,6 +77,16 @@ pub(crate) struct Master {
     pub(crate) exit: Vec<OsString>,
 }
 
+/// The ssh commands of one multiplexed host.
+struct Multiplexed {
+    master: Master,
+    /// `ssh ... -o ControlMaster=auto -o ControlPersist=60 host`: the shipping session, which
+    /// becomes the host's master and stays up in the background for the workers.
+    ship: Vec<OsString>,
+    /// `ssh ... -O check host`: what brings the master up once shipping did.
+    check: Vec<OsString>,
+}
+
 /// One host a launcher reaches.
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
@@ -86,6 +100,8 @@ pub(crate) struct Target {
     /// The launcher process's own environment additions.
     pub(crate) env: Vec<(OsString, OsString)>,
     pub(crate) program: Option<PathBuf>,
+    /// Ship this executable there before the first worker (`crate::ship`).
+    pub(crate) ship: Option<Shipment>,
 }
 
 impl Launcher {
@@ -95,6 +111,7 @@ impl Launcher {
             program: None,
             args: Vec::new(),
             env: Vec::new(),
+            ship: None,
         }
     }
 
@@ -257,9 +274,69 @@ impl Launcher {
 
     /// The worker program's path where the launcher runs it (default: the builder's
     /// [`worker_program`](crate::ProcessPoolBuilder::worker_program), else this executable's
-    /// path, which must then exist at the same path on the remote host).
+    /// path, which must then exist at the same path on the remote host). It cannot be combined
+    /// with [`ship_executable`](Launcher::ship_executable) (`build` refuses that with
+    /// [`BuildError::ShipWithProgram`](crate::BuildError::ShipWithProgram)).
     pub fn program(mut self, path: impl Into<PathBuf>) -> Self {
         self.program = Some(path.into());
+        self
+    }
+
+    /// Copies this executable (`/proc/self/exe`) to every ssh host before its workers start,
+    /// and runs the workers from the copy: the hosts need no install of the program, only a
+    /// POSIX `sh`, `mkdir`, `cat`, `chmod` and `mv`.
+    ///
+    /// [`build`](crate::ProcessPoolBuilder::build) runs one `ssh HOST sh -c '...'` per host,
+    /// all at once and bounded together by the
+    /// [start-up timeout](crate::ProcessPoolBuilder::startup_timeout). The copy is
+    /// `${TMPDIR:-/tmp}/concur-$USER/<build fingerprint>/<executable name>` on the host
+    /// (or under [`ship_directory`](Launcher::ship_directory)); when it is there already,
+    /// nothing is sent, so later pools of the same build reuse it. A new copy is written
+    /// next to its place and renamed into it, so no pool ever runs a half-written file.
+    /// With [multiplexing](Launcher::multiplexing) on, the shipping session becomes the host's
+    /// connection master, which the workers then share; off, it is a connection of its own.
+    /// Only ssh launchers ship; the others ignore this. Shipping replaces the builder's
+    /// [`worker_program`](crate::ProcessPoolBuilder::worker_program) on these hosts.
+    ///
+    /// # Errors
+    /// `build` fails with [`BuildError::Ship`](crate::BuildError::Ship), naming the host and
+    /// quoting ssh's stderr, when a host cannot be reached, the copy cannot be written (no
+    /// space, a read-only or missing directory) or no answer comes within the start-up
+    /// timeout; and with [`BuildError::ShipWithProgram`](crate::BuildError::ShipWithProgram)
+    /// when the launcher also names a [`program`](Launcher::program).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use concur_process::{Launcher, ProcessPool};
+    ///
+    /// let pool = ProcessPool::builder()
+    ///     .max_workers(8)
+    ///     .launcher(Launcher::ssh(["node1", "node2"]).ship_executable())
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn ship_executable(mut self) -> Self {
+        self.ship.get_or_insert(None);
+        self
+    }
+
+    /// Ships this executable ([`ship_executable`](Launcher::ship_executable)) under `dir` on
+    /// the hosts instead of `${TMPDIR:-/tmp}/concur-$USER` (the remote shell expands `$`
+    /// forms in it; a single quote is refused).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use concur_process::{Launcher, ProcessPool};
+    ///
+    /// let ssh = Launcher::ssh(["node1"]).ship_directory("/scratch/me/bin");
+    /// let pool = ProcessPool::builder().launcher(ssh).build().unwrap();
+    /// # drop(pool);
+    /// ```
+    pub fn ship_directory(mut self, dir: impl Into<String>) -> Self {
+        self.ship = Some(Some(dir.into()));
         self
     }
 
@@ -272,6 +349,7 @@ impl Launcher {
             master: None,
             env: self.env.clone(),
             program: self.program.clone(),
+            ship: None,
         };
         let extra = || self.args.iter().cloned();
         match &self.kind {
@@ -294,9 +372,29 @@ impl Launcher {
                 ssh.hosts
                     .iter()
                     .map(|host| {
-                        let (prefix, master) = ssh.commands(host, &self.args, pool);
+                        let (prefix, multiplexed) = ssh.commands(host, &self.args, pool);
+                        let (master, ship) = match (multiplexed, self.ship.clone()) {
+                            (None, ship) => (
+                                None,
+                                ship.map(|dir| Shipment {
+                                    ssh: prefix.clone(),
+                                    dir,
+                                }),
+                            ),
+                            (Some(m), None) => (Some(m.master), None),
+                            // The shipping session brings the master up, so the copy and the
+                            // workers share one connection.
+                            (Some(m), Some(dir)) => {
+                                let master = Master {
+                                    start: m.check,
+                                    ..m.master
+                                };
+                                (Some(master), Some(Shipment { ssh: m.ship, dir }))
+                            }
+                        };
                         Target {
                             master,
+                            ship,
                             ..target(host.clone(), Some(prefix), KillPolicy::ThroughLauncher)
                         }
                     })
@@ -369,7 +467,7 @@ impl Ssh {
         host: &str,
         extra: &[OsString],
         pool: u64,
-    ) -> (Vec<OsString>, Option<Master>) {
+    ) -> (Vec<OsString>, Option<Multiplexed>) {
         let mut base: Vec<OsString> = vec!["ssh".into(), "-o".into(), "BatchMode=yes".into()];
         if let Some(port) = self.port {
             base.extend(["-p".into(), port.to_string().into()]);
@@ -405,7 +503,12 @@ impl Ssh {
             start: with(&["ControlMaster=yes", "ControlPersist=60"], &["-N", "-f"]),
             exit: with(&[], &["-O", "exit"]),
         };
-        (worker, Some(master))
+        let multiplexed = Multiplexed {
+            master,
+            ship: with(&["ControlMaster=auto", "ControlPersist=60"], &[]),
+            check: with(&[], &["-O", "check"]),
+        };
+        (worker, Some(multiplexed))
     }
 }
 

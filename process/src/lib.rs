@@ -95,6 +95,7 @@ mod pool;
 mod registry;
 mod restart;
 mod shared;
+mod ship;
 mod spawn;
 mod sys;
 mod worker;
@@ -102,8 +103,8 @@ mod worker;
 pub use builder::ProcessPoolBuilder;
 pub use error::{
     AttemptsFailed, BrokenProcessPool, BuildError, CodecError, CodecStage, DeathCause, ExitStatus,
-    HandshakeError, InitializerFailed, ProtocolError, SignatureMismatch, SpawnFailed, TaskKilled,
-    TaskPanicked, TaskTimedOut, Terminated, UnknownTask, WorkerDied,
+    HandshakeError, InitializerFailed, ProtocolError, ShipError, SignatureMismatch, SpawnFailed,
+    TaskKilled, TaskPanicked, TaskTimedOut, Terminated, UnknownTask, WorkerDied,
 };
 pub use launcher::Launcher;
 pub use map::{Map, MapOptions};

@@ -48,10 +48,7 @@ fn tasks_run_over_ssh_print_freely_and_map() {
             .any(|name| name.starts_with("cluster_ssh"))
     );
     // The sessions went through the connection master the pool brought up.
-    let master = control_path_of(pool.worker_pids()[0]);
-    assert!(master_is_up(&master), "no ssh master at {master}");
-    drop(pool);
-    assert!(!master_is_up(&master), "the ssh master outlived its pool");
+    engines::assert_master_lives_until_dropped(pool);
     let printed = std::fs::read_to_string(&log).unwrap();
     assert!(printed.contains("chatty 0\n"), "prints: {printed:?}");
     assert!(printed.contains("chatty 199\n"), "prints: {printed:?}");
@@ -167,35 +164,6 @@ fn an_idle_remote_worker_exits_when_its_ssh_client_dies() {
     assert_eq!(*after.result_timeout(RESULT_BOUND).unwrap(), 25);
 }
 
-/// The `ControlPath` option of the ssh client `pid` (a worker's launcher), from its command
-/// line: the socket of its pool's connection master.
-fn control_path_of(pid: u32) -> String {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    cmdline
-        .split(|&b| b == 0)
-        .map(String::from_utf8_lossy)
-        .find(|arg| arg.starts_with("ControlPath="))
-        .unwrap_or_else(|| panic!("ssh client {pid} has no ControlPath"))
-        .into_owned()
-}
-
-/// Whether the connection master at `control_path` (a `ControlPath=...` option) answers.
-fn master_is_up(control_path: &str) -> bool {
-    std::process::Command::new("timeout")
-        .args([
-            "10",
-            "ssh",
-            "-F",
-            &engines::ssh_config(),
-            "-o",
-            control_path,
-        ])
-        .args(["-O", "check", "concur-local"])
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 #[test]
 fn workers_started_together_share_one_master_without_a_race() {
     if !engines::require(Engine::Ssh) {
@@ -225,8 +193,8 @@ fn workers_started_together_share_one_master_without_a_race() {
         .map(|fifo| engines::announcement(fifo, RESULT_BOUND)[0].clone())
         .collect();
     assert_eq!(pids.len(), 4, "four workers: {pids:?}");
-    let master = control_path_of(pool.worker_pids()[0]);
-    assert!(master_is_up(&master), "no ssh master at {master}");
+    let master = engines::control_path_of(pool.worker_pids()[0]);
+    assert!(engines::master_is_up(&master), "no ssh master at {master}");
     pool.kill_workers();
     for call in &calls {
         assert!(call.error_timeout(RESULT_BOUND).unwrap().is_some());
@@ -238,7 +206,10 @@ fn workers_started_together_share_one_master_without_a_race() {
         !printed.contains("disabling multiplexing"),
         "a worker raced the master: {printed}"
     );
-    assert!(!master_is_up(&master), "the ssh master outlived its pool");
+    assert!(
+        !engines::master_is_up(&master),
+        "the ssh master outlived its pool"
+    );
 }
 
 #[test]

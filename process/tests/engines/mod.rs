@@ -435,3 +435,34 @@ pub fn kill_during_a_call(
     }
     died
 }
+
+/// The `ControlPath` option of the ssh client `pid` (a worker's launcher), from its command
+/// line: the socket of its pool's connection master.
+pub fn control_path_of(pid: u32) -> String {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    cmdline
+        .split(|&b| b == 0)
+        .map(String::from_utf8_lossy)
+        .find(|arg| arg.starts_with("ControlPath="))
+        .unwrap_or_else(|| panic!("ssh client {pid} has no ControlPath"))
+        .into_owned()
+}
+
+/// Whether the connection master at `control_path` (a `ControlPath=...` option) answers.
+pub fn master_is_up(control_path: &str) -> bool {
+    std::process::Command::new("timeout")
+        .args(["10", "ssh", "-F", &ssh_config(), "-o", control_path])
+        .args(["-O", "check", "concur-local"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Asserts that the workers of `pool` go through a live connection master and that dropping
+/// the pool closes it.
+pub fn assert_master_lives_until_dropped(pool: concur_process::ProcessPool) {
+    let master = control_path_of(pool.worker_pids()[0]);
+    assert!(master_is_up(&master), "no ssh master at {master}");
+    drop(pool);
+    assert!(!master_is_up(&master), "the ssh master outlived its pool");
+}
