@@ -105,13 +105,13 @@ impl SubmitCpu {
 /// The calling thread's CPU (`sched_getcpu`: a read of the rseq area or a vDSO call, a few
 /// nanoseconds), or [`UNKNOWN`].
 fn current_cpu() -> u32 {
-    #[cfg(all(target_os = "linux", not(concur_loom)))]
+    #[cfg(all(target_os = "linux", not(concur_loom), not(miri)))]
     {
         // SAFETY: sched_getcpu has no preconditions; it returns -1 on failure.
         let cpu = unsafe { libc::sched_getcpu() };
         u32::try_from(cpu).unwrap_or(UNKNOWN)
     }
-    #[cfg(not(all(target_os = "linux", not(concur_loom))))]
+    #[cfg(not(all(target_os = "linux", not(concur_loom), not(miri))))]
     {
         UNKNOWN
     }
@@ -141,7 +141,7 @@ fn move_off_this_cpu() -> bool {
         return false;
     }
     LAST_MOVE.set(Some(now));
-    #[cfg(all(target_os = "linux", not(concur_loom)))]
+    #[cfg(all(target_os = "linux", not(concur_loom), not(miri)))]
     // SAFETY: zeroed cpu_set_t values are valid empty sets; sched_getaffinity and
     // sched_setaffinity read and write them for the calling thread (pid 0) within their size.
     unsafe {
@@ -162,7 +162,7 @@ fn move_off_this_cpu() -> bool {
         libc::sched_setaffinity(0, size, &allowed);
         usize::try_from(libc::sched_getcpu()).is_ok_and(|now| now != here)
     }
-    #[cfg(not(all(target_os = "linux", not(concur_loom))))]
+    #[cfg(not(all(target_os = "linux", not(concur_loom), not(miri))))]
     false
 }
 
@@ -172,7 +172,7 @@ fn spinning_helps() -> bool {
     *MANY.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(all(test, target_os = "linux", not(miri)))]
 mod tests {
     use super::*;
 
