@@ -219,21 +219,29 @@ fn raw_kill_to_eof() -> Spread {
     Spread::of(runs)
 }
 
+/// The pid of a pool's (one) remote worker and a call that hangs on it, picked up by it.
+fn start_hung_call(pool: &ProcessPool) -> (u32, concur_core::Future<()>) {
+    let remote = *pool
+        .submit(tasks::pid, ())
+        .unwrap()
+        .result_timeout(BOUND)
+        .unwrap();
+    let hung = pool.submit(tasks::hang, ()).unwrap();
+    while !hung.is_running() {
+        std::thread::yield_now();
+    }
+    // Give the worker time to read the call, so that a kill lands mid-task (a call still
+    // unread in the pipe would be re-queued, not failed). A figure, not a test: a late read
+    // only shows as a slower round.
+    std::thread::sleep(Duration::from_millis(5));
+    (remote, hung)
+}
+
 /// A remote worker SIGKILLed mid-call to the call's `WorkerDied`.
 fn pool_kill_to_error(pool: &ProcessPool) -> Spread {
     let runs = (0..10)
         .map(|_| {
-            let remote = *pool
-                .submit(tasks::pid, ())
-                .unwrap()
-                .result_timeout(BOUND)
-                .unwrap();
-            let hung = pool.submit(tasks::hang, ()).unwrap();
-            while !hung.is_running() {
-                std::thread::yield_now();
-            }
-            // Give the worker time to pick the call up, so the kill lands mid-task.
-            std::thread::sleep(Duration::from_millis(5));
+            let (remote, hung) = start_hung_call(pool);
             let start = Instant::now();
             sigkill(remote);
             let failure = hung.error_timeout(BOUND).unwrap();
@@ -257,17 +265,7 @@ fn stop_to_error(interval: Duration, rounds: usize) -> Spread {
         .expect("start a pool over ssh");
     let runs = (0..rounds)
         .map(|_| {
-            let remote = *pool
-                .submit(tasks::pid, ())
-                .unwrap()
-                .result_timeout(BOUND)
-                .unwrap();
-            let hung = pool.submit(tasks::hang, ()).unwrap();
-            while !hung.is_running() {
-                std::thread::yield_now();
-            }
-            // As above: let the worker pick the call up.
-            std::thread::sleep(Duration::from_millis(5));
+            let (remote, hung) = start_hung_call(&pool);
             let start = Instant::now();
             // SAFETY: plain kill(2) of a process this run started (through ssh).
             unsafe { libc::kill(remote as libc::pid_t, libc::SIGSTOP) };
