@@ -23,6 +23,23 @@ pub trait Batch {
     }
 }
 
+/// A contender whose one timed loop serves both [`Batch`] methods, timing each operation when
+/// given a [`Recorder`], so its median and its distribution come from the same code.
+pub trait Played {
+    /// Runs `iters` operations, each timed into `calls` if given; returns the total time.
+    fn play(&mut self, iters: u64, calls: Option<&mut Recorder>) -> Duration;
+}
+
+impl<P: Played> Batch for P {
+    fn run(&mut self, iters: u64) -> Duration {
+        self.play(iters, None)
+    }
+
+    fn run_recorded(&mut self, iters: u64, calls: &mut Recorder) -> Option<Duration> {
+        Some(self.play(iters, Some(calls)))
+    }
+}
+
 /// Whose code a contender measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use concur_core::MapOptions;
 use concur_pool::ThreadPool;
 
-use crate::contender::{Batch, Contender, Scenario, Side};
+use crate::contender::{Batch, Contender, Played, Scenario, Side};
 use crate::latency::{Laps, Recorder};
 use crate::measure::Measured;
 use crate::procfs::{self, CpuTime};
@@ -180,7 +180,7 @@ impl Pool for Tokio {
 /// One submit, then its result.
 struct RoundTrip<P: Pool>(P);
 
-impl<P: Pool> RoundTrip<P> {
+impl<P: Pool> Played for RoundTrip<P> {
     fn play(&mut self, iters: u64, calls: Option<&mut Recorder>) -> Duration {
         let mut laps = Laps::start(calls);
         for i in 0..iters {
@@ -189,16 +189,6 @@ impl<P: Pool> RoundTrip<P> {
             laps.lap();
         }
         laps.total()
-    }
-}
-
-impl<P: Pool> Batch for RoundTrip<P> {
-    fn run(&mut self, iters: u64) -> Duration {
-        self.play(iters, None)
-    }
-
-    fn run_recorded(&mut self, iters: u64, calls: &mut Recorder) -> Option<Duration> {
-        Some(self.play(iters, Some(calls)))
     }
 }
 

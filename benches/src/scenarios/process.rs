@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use concur_process::{MapOptions, ProcessPool, WorkerDied};
 
-use crate::contender::{Batch, Contender, Scenario, Side};
+use crate::contender::{Batch, Contender, Played, Scenario, Side};
 use crate::latency::{Laps, Recorder};
 use crate::measure::Measured;
 
@@ -176,7 +176,7 @@ pub fn death_to_error(samples: usize) -> Vec<Measured> {
 /// Submit, then result.
 struct RoundTrip(ProcessPool);
 
-impl RoundTrip {
+impl Played for RoundTrip {
     fn play(&mut self, iters: u64, calls: Option<&mut Recorder>) -> Duration {
         let mut laps = Laps::start(calls);
         for i in 0..iters {
@@ -188,16 +188,6 @@ impl RoundTrip {
     }
 }
 
-impl Batch for RoundTrip {
-    fn run(&mut self, iters: u64) -> Duration {
-        self.play(iters, None)
-    }
-
-    fn run_recorded(&mut self, iters: u64, calls: &mut Recorder) -> Option<Duration> {
-        Some(self.play(iters, Some(calls)))
-    }
-}
-
 /// The floor: [`RAW_BYTES`] to an echoing child and back.
 struct RawPipe {
     child: Child,
@@ -206,7 +196,7 @@ struct RawPipe {
     buf: [u8; RAW_BYTES],
 }
 
-impl RawPipe {
+impl Played for RawPipe {
     fn play(&mut self, iters: u64, calls: Option<&mut Recorder>) -> Duration {
         let to = self.to.as_mut().expect("open until drop");
         let mut laps = Laps::start(calls);
@@ -218,16 +208,6 @@ impl RawPipe {
             laps.lap();
         }
         laps.total()
-    }
-}
-
-impl Batch for RawPipe {
-    fn run(&mut self, iters: u64) -> Duration {
-        self.play(iters, None)
-    }
-
-    fn run_recorded(&mut self, iters: u64, calls: &mut Recorder) -> Option<Duration> {
-        Some(self.play(iters, Some(calls)))
     }
 }
 
