@@ -22,6 +22,8 @@ const HIGHEST_NS: u64 = 60_000_000_000;
 #[derive(Debug, Clone)]
 pub struct Recorder {
     histogram: Histogram<u64>,
+    block: u64,
+    run: u64,
     block_sum: u64,
     block_calls: u64,
     block_means: Vec<f64>,
@@ -37,11 +39,18 @@ impl Default for Recorder {
 }
 
 impl Recorder {
-    /// An empty recorder.
+    /// An empty recorder of blocks of [`BLOCK`] and runs of [`RUN`] calls.
     pub fn new() -> Self {
+        Self::with_sizes(BLOCK, RUN)
+    }
+
+    /// An empty recorder of blocks of `block` and runs of `run` calls (each at least 1).
+    pub fn with_sizes(block: u64, run: u64) -> Self {
         Self {
             histogram: Histogram::new_with_bounds(1, HIGHEST_NS, 3)
                 .expect("valid histogram bounds"),
+            block: block.max(1),
+            run: run.max(1),
             block_sum: 0,
             block_calls: 0,
             block_means: Vec::new(),
@@ -57,7 +66,7 @@ impl Recorder {
         self.histogram.saturating_record(ns.clamp(1, HIGHEST_NS));
         self.block_sum = self.block_sum.saturating_add(ns);
         self.block_calls += 1;
-        if self.block_calls == BLOCK {
+        if self.block_calls == self.block {
             self.block_means
                 .push(self.block_sum as f64 / self.block_calls as f64);
             self.block_sum = 0;
@@ -65,7 +74,7 @@ impl Recorder {
         }
         self.run_max = self.run_max.max(ns);
         self.run_calls += 1;
-        if self.run_calls == RUN {
+        if self.run_calls == self.run {
             self.run_maxes.push(self.run_max as f64);
             self.run_max = 0;
             self.run_calls = 0;
@@ -74,15 +83,18 @@ impl Recorder {
 
     /// Forgets everything recorded (after warm-up calls).
     pub fn clear(&mut self) {
-        *self = Self::new();
+        *self = Self::with_sizes(self.block, self.run);
     }
 
     /// The distribution so far (complete blocks and runs only).
     pub fn finish(&self) -> Distribution {
         Distribution {
             histogram: self.histogram.clone(),
+            block: self.block,
+            run: self.run,
             block_means: self.block_means.clone(),
             run_maxes: self.run_maxes.clone(),
+            runs: Vec::new(),
         }
     }
 }
@@ -130,10 +142,17 @@ impl<'a> Laps<'a> {
 pub struct Distribution {
     /// Every call, in nanoseconds.
     pub histogram: Histogram<u64>,
-    /// The mean of each complete block of [`BLOCK`] consecutive calls, in order.
+    /// Calls per block of `block_means` ([`BLOCK`] unless recorded otherwise).
+    pub block: u64,
+    /// Calls per run of `run_maxes` ([`RUN`] unless recorded otherwise).
+    pub run: u64,
+    /// The mean of each complete block of `block` consecutive calls, in order.
     pub block_means: Vec<f64>,
-    /// The maximum of each complete run of [`RUN`] consecutive calls, in order.
+    /// The maximum of each complete run of `run` consecutive calls, in order.
     pub run_maxes: Vec<f64>,
+    /// For a distribution [`merged`](Distribution::merged) from separately recorded runs: each
+    /// run's calls and [`summary`](Distribution::summary), in order (empty otherwise).
+    pub runs: Vec<(u64, [f64; 5])>,
 }
 
 /// The percentiles a report shows, as quantiles.
@@ -171,6 +190,22 @@ impl Distribution {
         out
     }
 
+    /// One distribution of every call of `parts` (the blocks and runs of each, in order).
+    pub fn merged(parts: &[Distribution]) -> Option<Distribution> {
+        let (first, rest) = parts.split_first()?;
+        let mut all = first.clone();
+        all.runs = vec![(first.calls(), first.summary())];
+        for part in rest {
+            all.runs.push((part.calls(), part.summary()));
+            all.histogram
+                .add(&part.histogram)
+                .expect("histograms of one shape");
+            all.block_means.extend(&part.block_means);
+            all.run_maxes.extend(&part.run_maxes);
+        }
+        Some(all)
+    }
+
     /// The best and worst block means and their ratio, if any block is complete.
     pub fn block_spread(&self) -> Option<(f64, f64, f64)> {
         let best = self.block_means.iter().copied().reduce(f64::min)?;
@@ -201,7 +236,8 @@ impl Distribution {
     }
 
     /// The distribution as one line of text (for a child process's report): the histogram's
-    /// non-empty buckets as `value:count`, then the block means and run maxima.
+    /// non-empty buckets as `value:count`, then the block means, the run maxima, and the block
+    /// and run sizes.
     pub fn to_text(&self) -> String {
         let buckets: Vec<String> = self
             .histogram
@@ -215,10 +251,12 @@ impl Distribution {
                 .join(",")
         };
         format!(
-            "{} {} {}",
+            "{} {} {} {} {}",
             buckets.join(","),
             list(&self.block_means),
-            list(&self.run_maxes)
+            list(&self.run_maxes),
+            self.block,
+            self.run
         )
     }
 
@@ -242,6 +280,9 @@ impl Distribution {
             histogram,
             block_means: list(parts.next())?,
             run_maxes: list(parts.next())?,
+            block: parts.next()?.parse().ok()?,
+            run: parts.next()?.parse().ok()?,
+            runs: Vec::new(),
         })
     }
 }
@@ -270,7 +311,28 @@ mod tests {
         assert_eq!(back.summary(), d.summary());
         assert_eq!(back.block_means, d.block_means);
         assert_eq!(back.run_maxes, d.run_maxes);
+        assert_eq!((back.block, back.run), (BLOCK, RUN));
         let cdf = d.cdf();
         assert!(cdf.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1));
+    }
+
+    #[test]
+    fn merged_runs_keep_each_runs_figures() {
+        let run = |ns: u64| {
+            let mut r = Recorder::with_sizes(2, 4);
+            for _ in 0..4 {
+                r.record(Duration::from_nanos(ns));
+            }
+            r.finish()
+        };
+        let all = Distribution::merged(&[run(100), run(300)]).unwrap();
+        assert_eq!(all.calls(), 8);
+        assert_eq!(all.block_means, [100.0, 100.0, 300.0, 300.0]);
+        assert_eq!(all.run_maxes, [100.0, 300.0]);
+        assert_eq!(all.runs.len(), 2);
+        assert_eq!((all.runs[1].0, all.runs[1].1[0]), (4, 300.0));
+        assert_eq!(all.at(0.25), 100.0);
+        assert_eq!(all.max(), 300.0);
+        assert!(Distribution::merged(&[]).is_none());
     }
 }

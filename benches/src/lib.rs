@@ -6,7 +6,8 @@
 //! - [`measure`]: interleaved rounds and medians; [`budget`]: DESIGN §6 judged;
 //!   [`report`]: `compare`'s output.
 //! - [`latency`]: per-call distributions (HDR histograms, block means) of the contenders that
-//!   time single calls; [`tail`]: the tail-latency budgets judged from them.
+//!   time single calls; [`runs`]: such contenders measured one at a time, in runs (issue 13's
+//!   protocol); [`tail`]: the tail-latency budgets judged from them.
 //! - [`alloc_count`], [`footprint`]: allocations per operation and handle sizes.
 //! - [`affinity`]: CPU pinning for the one-CPU scenarios; [`procfs`]: thread states and CPU
 //!   time from `/proc`.
@@ -27,5 +28,6 @@ pub mod peers;
 pub mod procfs;
 pub mod python;
 pub mod report;
+pub mod runs;
 pub mod scenarios;
 pub mod tail;

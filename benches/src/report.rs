@@ -7,13 +7,16 @@
 //!
 //! Scenarios whose contenders time every call (see [`crate::latency`]) add, per contender, its
 //! percentiles; per ours × peer, the ratios of each; and per contender, the spread of its
-//! block means (blocks of 5,000 consecutive calls):
+//! block means (blocks of 5,000 consecutive calls, or the size a distribution was recorded with):
 //!
 //! ```text
 //! latency<TAB>scenario<TAB>contender<TAB>calls<TAB>median_ns<TAB>p50<TAB>p90<TAB>p99<TAB>p99.9<TAB>max
 //! latency_ratio<TAB>scenario<TAB>peer<TAB>p50<TAB>p90<TAB>p99<TAB>p99.9<TAB>max   (ours / peer)
 //! blocks<TAB>scenario<TAB>contender<TAB>blocks<TAB>best_ns<TAB>worst_ns<TAB>worst/best
+//! run<TAB>scenario<TAB>contender<TAB>run<TAB>calls<TAB>p50<TAB>p90<TAB>p99<TAB>p99.9<TAB>max
 //! ```
+//!
+//! (`run` rows only for distributions recorded in separate runs: [`crate::runs`].)
 //!
 //! (`median_ns` is the median of slices, as in the ratio rows; the percentiles are of single
 //! calls, in nanoseconds.) With `--cdf FILE`, `compare` writes each distribution's CDF there
@@ -111,6 +114,17 @@ pub fn latency_rows(result: &ScenarioResult) -> String {
                 result.scenario,
                 m.name,
                 d.block_means.len()
+            );
+        }
+        for (k, (calls, summary)) in d.runs.iter().enumerate() {
+            let figures: Vec<String> = summary.iter().map(|x| format!("{x:.0}")).collect();
+            let _ = writeln!(
+                out,
+                "run\t{}\t{}\t{}\t{calls}\t{}",
+                result.scenario,
+                m.name,
+                k + 1,
+                figures.join("\t")
             );
         }
     }

@@ -2,11 +2,11 @@
 //! [`crate::latency`]: percentiles of single calls, not medians of slices.
 
 use crate::budget::{ScenarioResult, Verdict, human_ns};
-use crate::latency::{BLOCK, Distribution, RUN};
+use crate::latency::Distribution;
 use crate::measure::Measured;
 use crate::scenarios::{pingpong, pool, process};
 
-/// Runs of [`RUN`] calls whose maximum the pool budget judges (as the harness ran).
+/// Runs whose maximum the pool budget judges (as the harness ran).
 const JUDGED_RUNS: usize = 3;
 /// The largest pool round trip allowed in a judged run, nanoseconds.
 const POOL_MAX_NS: f64 = 200_000.0;
@@ -18,8 +18,11 @@ const P99_LIMIT: f64 = 1.2;
 /// Every tail budget the results cover.
 pub fn judge<'a>(find: &impl Fn(&str) -> Option<&'a ScenarioResult>) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
+    if let Some(r) = find(pool::ROUND_TRIP_RUNS) {
+        verdicts.extend(pool_round_trip(r, "each pool alone"));
+    }
     if let Some(r) = find(pool::ROUND_TRIP) {
-        verdicts.extend(pool_round_trip(r));
+        verdicts.extend(pool_round_trip(r, "interleaved slices"));
     }
     if let Some(r) = find(pingpong::NAME) {
         let peers: Vec<&str> = r
@@ -85,13 +88,14 @@ fn p99_budget(name: &str, r: &ScenarioResult, ours: &str, peers: &[&str]) -> Opt
     ))
 }
 
-/// The pool round trip's three tail budgets.
-fn pool_round_trip(r: &ScenarioResult) -> Vec<Verdict> {
+/// The pool round trip's three tail budgets, judged from `r`'s distributions (measured as
+/// `how` says).
+fn pool_round_trip(r: &ScenarioResult, how: &str) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
     let Some((_, ours)) = distribution(r, "ours/submit") else {
         return verdicts;
     };
-    let name = "pool round trip p99.9 no worse than rayon's, unpinned";
+    let name = format!("pool round trip p99.9 no worse than rayon's, unpinned ({how})");
     verdicts.push(match distribution(r, "rayon") {
         Some((_, rayon)) => Verdict::new(
             name,
@@ -109,16 +113,19 @@ fn pool_round_trip(r: &ScenarioResult) -> Vec<Verdict> {
         None => Verdict::skipped(name, "rayon's calls were not timed"),
     });
     let judged = &ours.run_maxes[..ours.run_maxes.len().min(JUDGED_RUNS)];
-    let name = "pool round trip max under 200 µs in each of the first 3 runs of 20,000 calls";
+    let run = ours.run;
+    let name = format!(
+        "pool round trip max under 200 µs in each of the first {JUDGED_RUNS} runs of {run} calls ({how})"
+    );
     verdicts.push(if judged.is_empty() {
-        Verdict::skipped(name, format!("fewer than {RUN} calls timed"))
+        Verdict::skipped(name, format!("fewer than {run} calls timed"))
     } else {
         let maxes: Vec<String> = judged.iter().map(|&m| human_ns(m)).collect();
         Verdict::new(
             name,
             judged.len() == JUDGED_RUNS && judged.iter().all(|&m| m < POOL_MAX_NS),
             format!(
-                "ours/submit run maxima {} ({} runs of {RUN} timed; max over all {} calls {})",
+                "ours/submit run maxima {} ({} runs of {run} timed; max over all {} calls {})",
                 maxes.join(", "),
                 ours.run_maxes.len(),
                 ours.calls(),
@@ -126,13 +133,16 @@ fn pool_round_trip(r: &ScenarioResult) -> Vec<Verdict> {
             ),
         )
     });
-    let name = "pool round trip: every block of 5,000 calls' mean within 2x of the best block's";
+    let block = ours.block;
+    let name = format!(
+        "pool round trip: every block of {block} calls' mean within 2x of the best block's ({how})"
+    );
     verdicts.push(match ours.block_spread() {
         Some((best, worst, ratio)) => Verdict::new(
             name,
             ratio <= BLOCK_SPREAD,
             format!(
-                "ours/submit {} blocks of {BLOCK}: best {}, worst {}, ratio {ratio:.2} (limit {BLOCK_SPREAD:.2}; {} blocks over the limit){}",
+                "ours/submit {} blocks of {block}: best {}, worst {}, ratio {ratio:.2} (limit {BLOCK_SPREAD:.2}; {} blocks over the limit){}",
                 ours.block_means.len(),
                 human_ns(best),
                 human_ns(worst),
@@ -149,7 +159,7 @@ fn pool_round_trip(r: &ScenarioResult) -> Vec<Verdict> {
                     ))
             ),
         ),
-        None => Verdict::skipped(name, format!("fewer than {BLOCK} calls timed")),
+        None => Verdict::skipped(name, format!("fewer than {block} calls timed")),
     });
     verdicts
 }

@@ -9,7 +9,9 @@
 //! `pingpong_pinned` (both threads pinned to one CPU), `pingpong_split` (each thread on its own
 //! CPU), `pingpong_1cpu` (run in a child process restricted to one CPU before anything else
 //! runs), `wait_any/N` and `wait_register/N` (N = 1, 16, 1024, 10000), `as_completed`,
-//! `pool/round_trip`, `pool/throughput_100k`, `pool/idle_cpu`, and the process pool's
+//! `pool/round_trip`, `pool/round_trip_runs` (the same calls under issue 13's protocol: each
+//! pool alone, 2,000 warm-up calls, 3 runs of 20,000, every run's percentiles as `run` rows),
+//! `pool/throughput_100k`, `pool/idle_cpu`, and the process pool's
 //! `process/startup`, `process/round_trip` (with the `raw_pipe` floor: this binary re-run as
 //! `--child process/raw_pipe`, echoing 64-byte frames), `process/map/1`, `process/map/1000`
 //! and `process/death_to_error`. `--only` takes scenario names or their groups (`wait_any`,
@@ -41,7 +43,7 @@ use concur_benches::measure::Measured;
 use concur_benches::measure::{self, Plan};
 use concur_benches::scenarios::pingpong::rally::Placement;
 use concur_benches::scenarios::{as_completed, pingpong, pool, process, same_thread, wait_any};
-use concur_benches::{affinity, footprint, procfs, python, report};
+use concur_benches::{affinity, footprint, procfs, python, report, runs};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -83,7 +85,7 @@ impl Options {
                         "usage: compare [--quick] [--no-python] [--only SCENARIO_OR_GROUP[,...]] [--cdf FILE]\n\
                          scenarios: same_thread pingpong pingpong_pinned pingpong_split pingpong_1cpu \
                          wait_any/{1,16,1024,10000} wait_register/{1,16,1024,10000} as_completed \
-                         pool/round_trip pool/throughput_100k pool/idle_cpu \
+                         pool/round_trip pool/round_trip_runs pool/throughput_100k pool/idle_cpu \
                          process/startup process/round_trip process/round_trip_1cpu \
                          process/round_trip_split \
                          process/map/1 process/map/1000 \
@@ -100,6 +102,14 @@ impl Options {
 
     fn plan(&self) -> Plan {
         if self.quick { Plan::QUICK } else { Plan::FULL }
+    }
+
+    fn protocol(&self) -> runs::Protocol {
+        if self.quick {
+            runs::Protocol::QUICK
+        } else {
+            runs::Protocol::FULL
+        }
     }
 
     /// Whether `scenario` was asked for, by its name or its group (the part before `/`).
@@ -441,7 +451,8 @@ fn wait_scenarios(
     }
 }
 
-/// The idle-CPU figure (first, before any peer pool has started threads), `pool/round_trip`
+/// The idle-CPU figure (first, before any peer pool has started threads), `pool/round_trip`,
+/// `pool/round_trip_runs`
 /// and `pool/throughput_100k`, then CPython's.
 fn pool_scenarios(
     options: &Options,
@@ -477,6 +488,9 @@ fn pool_scenarios(
         &pool::round_trip_scenario,
         |m| m,
     );
+    sample_into(results, options, pool::ROUND_TRIP_RUNS, || {
+        runs::measure(&pool::round_trip_scenario(), options.protocol())
+    });
     measure_into(
         results,
         options,

@@ -24,6 +24,8 @@ use crate::procfs::{self, CpuTime};
 
 /// Single submit-then-result.
 pub const ROUND_TRIP: &str = "pool/round_trip";
+/// [`ROUND_TRIP`] under issue 13's protocol: each pool alone, in runs (see [`crate::runs`]).
+pub const ROUND_TRIP_RUNS: &str = "pool/round_trip_runs";
 /// 100,000 submits, then all results.
 pub const THROUGHPUT: &str = "pool/throughput_100k";
 /// The idle-CPU figure (a budget line, not a ratio row).
