@@ -242,11 +242,12 @@ fn give_up(header: &Header, waiter: &ThreadWaiter) -> bool {
     }
 }
 
-/// Spins briefly (then yields a few times) hoping the future completes before we park:
-/// a cross-CPU wake-up costs tens of microseconds here, a spin a fraction of one.
+/// Spins briefly, then yields while nothing else wants this CPU (at least 8 times, for up to
+/// [`YIELD_WINDOW`]), hoping the future completes before we park: a cross-CPU wake-up costs
+/// tens of microseconds here, a spin a fraction of one.
 fn spin_until_final(header: &Header) -> bool {
     // Measured (benches `compare`, pingpong placements): 5 rounds (31 pauses, about 0.9 µs
-    // on this machine) then 8 yields keep a cross-CPU round trip under 1 µs and bring the
+    // on this machine) then at least 8 yields keep a cross-CPU round trip under 1 µs and bring the
     // shared-CPU round trip from 1.9x to about 1x the parking peers; 7/4 spun 3.5 µs.
     const SPIN_ROUNDS: u32 = 5;
     const YIELDS: u32 = 8;
@@ -261,22 +262,36 @@ fn spin_until_final(header: &Header) -> bool {
             return true;
         }
     }
-    for _ in 0..YIELDS {
+    let yielding = Instant::now();
+    for yields in 1.. {
         let yielded = Instant::now();
         thread::yield_now();
         if header.load(ord::FAST_PATH_LOAD).is_final() {
             return true;
         }
-        if yielded.elapsed() >= LONG_YIELD {
+        let now = Instant::now();
+        if now - yielded >= LONG_YIELD {
             // Another thread ran a whole time slice on this CPU: each further yield could
             // hand it another (milliseconds: EEVDF moves a yielder's deadline back a full
             // slice), while a parked waiter is woken, and may preempt, when the future
             // completes.
             return false;
         }
+        if yields >= YIELDS && (cfg!(miri) || now - yielding >= YIELD_WINDOW) {
+            return false;
+        }
     }
     false
 }
+
+/// How long a waiter goes on yielding while every yield comes back at once (nothing else
+/// wants its CPU), before it parks. A completer that is moving to another CPU (a pool worker
+/// leaving the submitter's CPU: some 40-100 µs on this VM) finishes within it, and the waiter,
+/// still running where it was, reads the result without a wake-up. Parked instead, it would be
+/// woken by the completer, and the scheduler's wake-up placement puts it on the completer's
+/// CPU: the two share one CPU again (4-6 µs a round trip) until the worker may move again.
+/// Under Miri, whose clock is virtual, it yields the fixed count only.
+const YIELD_WINDOW: Duration = Duration::from_micros(100);
 
 /// A yield that took this long gave the CPU to some other thread's time slice, not just to
 /// the completer for a few microseconds.
