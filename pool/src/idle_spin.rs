@@ -64,12 +64,17 @@ pub(crate) fn spin<T>(
     }
 }
 
-/// How often a worker may move itself off the submitter's CPU. Each move costs a migration,
-/// and under a stream of submits (100k at once) one of two busy workers always shares the
-/// submitter's CPU: moving it every millisecond cost that throughput about a third at load 4
-/// (296-336 ns per task without moves, 406-586 with); a sequential loop stuck on one CPU is
-/// moved within this long.
-const NUDGE_EVERY: Duration = Duration::from_millis(10);
+/// How often a worker may move itself off the submitter's CPU. Between two moves a sequential
+/// loop that the scheduler put back on one CPU with its worker (a wake-up placed there, or a
+/// parked submitter woken on the worker's new CPU) runs at 4-6 µs a call instead of 0.3 µs: at
+/// 10 ms, 142-601 of 880 blocks of 5,000 calls were over twice the best block's mean (a loop of
+/// 40 slices of 110,000 submit-then-`into_result` calls, 100 ms apart; with the waiter's yield
+/// window of `concur_core`, 53-120), at 1 ms 2-4 of 880 (with the window), at 200 µs 210-316
+/// (moves that often bounce the pair back and forth). Each move costs a migration: under a
+/// stream of submits (100k at once) one of two busy workers keeps sharing the submitter's CPU,
+/// and moving it every millisecond costs that throughput some 3-6% (`compare --quick --only
+/// pool/throughput_100k`: 7.51-7.81 M tasks/s against 7.98-8.11 at 10 ms, quiet machine).
+const NUDGE_EVERY: Duration = Duration::from_micros(1000);
 
 /// The CPU the latest submit ran on: a hint for idle workers, not part of the sleep/wake
 /// protocol (whatever it says, a worker that stops spinning sleeps by that protocol's rules).
