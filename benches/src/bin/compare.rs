@@ -484,7 +484,7 @@ fn pool_scenarios(
         results,
         options,
         pool::ROUND_TRIP,
-        plan,
+        plan.settled(pool::SETTLE),
         &pool::round_trip_scenario,
         |m| m,
     );

@@ -391,6 +391,7 @@ pub fn map_plan(plan: crate::measure::Plan, chunksize: usize) -> crate::measure:
         crate::measure::Plan {
             rounds: plan.rounds.min(11),
             slice: Duration::from_millis(1),
+            ..plan
         }
     } else {
         plan
