@@ -10,7 +10,7 @@
 //!   protocol); [`tail`]: the tail-latency budgets judged from them.
 //! - [`alloc_count`], [`footprint`]: allocations per operation and handle sizes.
 //! - [`affinity`]: CPU pinning for the one-CPU scenarios; [`procfs`]: thread states and CPU
-//!   time from `/proc`.
+//!   time from `/proc`; [`line_trip`]: the machine's cache-line round trip between its CPUs.
 //! - [`python`]: the CPython peer, `python/peers.py` run as a subprocess.
 //!
 //! Adding a scenario (process): a module under `scenarios/` returning a `Scenario`, a
@@ -23,6 +23,7 @@ pub mod budget;
 pub mod contender;
 pub mod footprint;
 pub mod latency;
+pub mod line_trip;
 pub mod measure;
 pub mod peers;
 pub mod procfs;

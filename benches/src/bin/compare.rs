@@ -43,7 +43,7 @@ use concur_benches::measure::Measured;
 use concur_benches::measure::{self, Plan};
 use concur_benches::scenarios::pingpong::rally::Placement;
 use concur_benches::scenarios::{as_completed, pingpong, pool, process, same_thread, wait_any};
-use concur_benches::{affinity, footprint, procfs, python, report, runs};
+use concur_benches::{affinity, footprint, line_trip, procfs, python, report, runs};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -257,6 +257,7 @@ fn parent(options: &Options) {
         "{}",
         report::verdicts(&budget::judge(&results, &footprints, idle.as_ref()))
     );
+    println!("# {}", line_trip_text("at the end"));
     println!(
         "# done in {:.1} s; load average at the end: {}",
         started.elapsed().as_secs_f64(),
@@ -284,7 +285,20 @@ fn describe_machine(plan: Plan) {
         procfs::cpu_model().unwrap_or_else(|| "unknown".into()),
         procfs::load_average().unwrap_or_else(|| "unknown".into()),
     );
+    println!("# {}", line_trip_text("at the start"));
     println!("# columns: scenario, peer, ours_ns, peer_ns, ratio (ours / peer, lower is better)");
+}
+
+/// The machine's cache-line round trip between its CPUs (see `concur_benches::line_trip`), as
+/// a `#` line's text.
+fn line_trip_text(when: &str) -> String {
+    match line_trip::measure() {
+        Some(trip) => format!(
+            "cache-line round trip between two CPUs {when}: {} ns (60-120 ns is this VM's usual; at 300-700 ns every cross-thread scenario is slower)",
+            trip.as_nanos()
+        ),
+        None => format!("cache-line round trip {when}: not measured (fewer than two CPUs)"),
+    }
 }
 
 /// Measures `scenario` (if asked for) into `results`, its figures passed through `adjust`
