@@ -14,10 +14,6 @@ pub struct Plan {
     pub rounds: usize,
     /// Target length of one slice.
     pub slice: Duration,
-    /// A pause after each slice, untimed: time for a contender's threads to go idle (a pool's
-    /// workers spin, yield, then park after their last task) before the next contender's
-    /// slice, so that one does not pay for the other's spinning down.
-    pub settle: Duration,
 }
 
 impl Plan {
@@ -25,14 +21,12 @@ impl Plan {
     pub const FULL: Plan = Plan {
         rounds: 31,
         slice: Duration::from_millis(40),
-        settle: Duration::ZERO,
     };
     /// A smoke run (CI): same shape, fewer and shorter slices. The whole `compare --quick`
     /// takes about 30 s on 2 cores (the CPython peer included), the full plan about 2 minutes.
     pub const QUICK: Plan = Plan {
         rounds: 11,
         slice: Duration::from_millis(15),
-        settle: Duration::ZERO,
     };
 }
 
@@ -45,11 +39,6 @@ impl Plan {
             slice: self.slice / divisor.max(1),
             ..self
         }
-    }
-
-    /// The same with a pause of `settle` after each slice (see [`Plan::settle`]).
-    pub fn settled(self, settle: Duration) -> Plan {
-        Plan { settle, ..self }
     }
 }
 
@@ -116,9 +105,6 @@ pub fn measure(scenario: &Scenario, plan: Plan) -> Vec<Measured> {
                 runners[i].run(iters[i])
             });
             samples[i].push(elapsed.as_nanos() as f64 / iters[i] as f64);
-            if !plan.settle.is_zero() {
-                std::thread::sleep(plan.settle);
-            }
         }
     }
     drop(runners);

@@ -498,7 +498,7 @@ fn pool_scenarios(
         results,
         options,
         pool::ROUND_TRIP,
-        plan.settled(pool::SETTLE),
+        plan,
         &pool::round_trip_scenario,
         |m| m,
     );

@@ -30,10 +30,6 @@ pub const ROUND_TRIP_RUNS: &str = "pool/round_trip_runs";
 pub const THROUGHPUT: &str = "pool/throughput_100k";
 /// The idle-CPU figure (a budget line, not a ratio row).
 pub const IDLE_CPU: &str = "pool/idle_cpu";
-/// The pause after each pool's slice of [`ROUND_TRIP`] (see `measure::Plan::settle`): every
-/// pool's workers spin or yield a while after their last task before parking, on the CPUs the
-/// next pool's slice runs on.
-pub const SETTLE: Duration = Duration::from_millis(2);
 /// Tasks per throughput batch.
 pub const TASKS: usize = 100_000;
 /// Workers of every pool.

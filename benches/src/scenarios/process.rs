@@ -391,7 +391,6 @@ pub fn map_plan(plan: crate::measure::Plan, chunksize: usize) -> crate::measure:
         crate::measure::Plan {
             rounds: plan.rounds.min(11),
             slice: Duration::from_millis(1),
-            ..plan
         }
     } else {
         plan
