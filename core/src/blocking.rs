@@ -247,8 +247,8 @@ fn give_up(header: &Header, waiter: &ThreadWaiter) -> bool {
 /// tens of microseconds here, a spin a fraction of one.
 fn spin_until_final(header: &Header) -> bool {
     // Measured (benches `compare`, pingpong placements): 5 rounds (31 pauses, about 0.9 µs
-    // on this machine) then at least 8 yields keep a cross-CPU round trip under 1 µs and bring the
-    // shared-CPU round trip from 1.9x to about 1x the parking peers; 7/4 spun 3.5 µs.
+    // on this machine) then at least 8 yields keep a cross-CPU round trip under 1 µs and
+    // bring the shared-CPU round trip from 1.9x to about 1x the parking peers; 7/4 spun 3.5 µs.
     const SPIN_ROUNDS: u32 = 5;
     const YIELDS: u32 = 8;
     if cfg!(concur_loom) || !spinning_helps() {
@@ -263,7 +263,9 @@ fn spin_until_final(header: &Header) -> bool {
         }
     }
     let yielding = Instant::now();
-    for yields in 1.. {
+    let mut yields = 0u32;
+    loop {
+        yields += 1;
         let yielded = Instant::now();
         thread::yield_now();
         if header.load(ord::FAST_PATH_LOAD).is_final() {
@@ -281,7 +283,6 @@ fn spin_until_final(header: &Header) -> bool {
             return false;
         }
     }
-    false
 }
 
 /// How long a waiter goes on yielding while every yield comes back at once (nothing else

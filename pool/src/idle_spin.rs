@@ -74,7 +74,7 @@ pub(crate) fn spin<T>(
 /// stream of submits (100k at once) one of two busy workers keeps sharing the submitter's CPU,
 /// and moving it every millisecond costs that throughput some 3-6% (`compare --quick --only
 /// pool/throughput_100k`: 7.51-7.81 M tasks/s against 7.98-8.11 at 10 ms, quiet machine).
-const NUDGE_EVERY: Duration = Duration::from_micros(1000);
+const NUDGE_EVERY: Duration = Duration::from_millis(1);
 
 /// The CPU the latest submit ran on: a hint for idle workers, not part of the sleep/wake
 /// protocol (whatever it says, a worker that stops spinning sleeps by that protocol's rules).

@@ -466,8 +466,7 @@ fn wait_scenarios(
 }
 
 /// The idle-CPU figure (first, before any peer pool has started threads), `pool/round_trip`,
-/// `pool/round_trip_runs`
-/// and `pool/throughput_100k`, then CPython's.
+/// `pool/round_trip_runs` and `pool/throughput_100k`, then CPython's.
 fn pool_scenarios(
     options: &Options,
     plan: Plan,
