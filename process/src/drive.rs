@@ -20,6 +20,10 @@
 //! - `State::returned` ([`Returned`]): given back by a driver, with whatever it read, for the
 //!   I/O thread to adopt.
 //!
+//! A driver without a deadline reads with one blocking `read` on the worker's results line
+//! (`crate::results_line`), as over a bare pipe; one with a deadline reads without blocking and
+//! waits in `poll` on the pipe and the pidfd.
+//!
 //! A driver that read a clean answer lends the worker out again itself when the I/O thread is
 //! still asleep and nothing is queued; otherwise (it gave up, or the I/O thread is awake or has
 //! work to hand out) it hands the worker back and wakes the I/O thread. A driver gives up on a
@@ -35,6 +39,7 @@ use concur_core::Drive;
 
 use crate::frame::{self, Frame, FrameError, Outcomes};
 use crate::job::Job;
+use crate::results_line::ResultsLine;
 use crate::shared::{Express, Expressed, Loan, Returned, Shared, State};
 use crate::sys;
 
@@ -72,13 +77,13 @@ impl Drive for Driver {
         let Some((lent, job)) = take_over(&shared, self.id) else {
             return;
         };
-        let pipe = lent.pipe_view();
+        let source = Source::of(&lent, deadline);
         let mut guard = UnwindGuard {
             shared: &shared,
             lent: Some(lent),
         };
         let mut bytes = READ_BUFFER.take();
-        let job = match read_answer(pipe, shared.max_frame, deadline, &mut bytes) {
+        let job = match read_answer(&source, shared.max_frame, &mut bytes) {
             Read::Frame => complete(job, self.id, &mut bytes, shared.max_frame),
             Read::GaveUp => Some(job),
         };
@@ -128,12 +133,38 @@ impl Drop for UnwindGuard<'_> {
     }
 }
 
-impl Express {
-    fn pipe_view(&self) -> Pipe {
-        Pipe {
-            results: self.results,
-            pidfd: self.pidfd,
+/// Where a drive reads its answer: the blocking read end when it has no deadline and the
+/// worker has one (`crate::results_line`), else the non-blocking one, waited on with `poll`.
+enum Source {
+    Blocking(Arc<ResultsLine>),
+    Polling(Pipe, Option<Instant>),
+}
+
+impl Source {
+    fn of(lent: &Express, deadline: Option<Instant>) -> Self {
+        match (&lent.line, deadline) {
+            (Some(line), None) => Self::Blocking(Arc::clone(line)),
+            _ => Self::Polling(
+                Pipe {
+                    results: lent.results,
+                    pidfd: lent.pidfd,
+                },
+                deadline,
+            ),
         }
+    }
+
+    fn fd(&self) -> RawFd {
+        match self {
+            Self::Blocking(line) => line.fd(),
+            Self::Polling(pipe, _) => pipe.results,
+        }
+    }
+
+    /// After a read that returned bytes: whether the worker is known dead, so no byte read may
+    /// be decoded here (a marker may end them).
+    fn worker_dead(&self) -> bool {
+        matches!(self, Self::Blocking(line) if line.is_dead())
     }
 }
 
@@ -169,10 +200,14 @@ struct Pipe {
 
 /// Reads from the results pipe until one whole frame is in `bytes`.
 ///
-/// Reads before it polls: on a shared CPU the worker usually ran (and answered) while this
-/// thread was preempted by its wake-up, so the answer is there and the `poll` would be a
-/// wasted system call; across CPUs the failed read costs a fraction of the wait.
-fn read_answer(pipe: Pipe, limit: usize, deadline: Option<Instant>, bytes: &mut Vec<u8>) -> Read {
+/// On the polling path it reads before it polls: on a shared CPU the worker usually ran (and
+/// answered) while this thread was preempted by its wake-up, so the answer is there and the
+/// `poll` would be a wasted system call; across CPUs the failed read costs a fraction of the
+/// wait.
+fn read_answer(source: &Source, limit: usize, bytes: &mut Vec<u8>) -> Read {
+    if source.worker_dead() {
+        return Read::GaveUp;
+    }
     loop {
         let want = match frame::frame_size(bytes, limit) {
             Ok(total) if bytes.len() >= total => return Read::GaveUp,
@@ -185,11 +220,15 @@ fn read_answer(pipe: Pipe, limit: usize, deadline: Option<Instant>, bytes: &mut 
         if bytes.try_reserve(want).is_err() {
             return Read::GaveUp;
         }
-        match sys::read_into_spare(pipe.results, bytes, want) {
+        match sys::read_into_spare(source.fd(), bytes, want) {
             Ok(0) => return Read::GaveUp,
+            Ok(_) if source.worker_dead() => return Read::GaveUp,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                if !wait_readable(pipe, deadline) {
+                let Source::Polling(pipe, deadline) = source else {
+                    return Read::GaveUp;
+                };
+                if !wait_readable(*pipe, *deadline) {
                     return Read::GaveUp;
                 }
                 continue;

@@ -94,6 +94,7 @@ mod map;
 mod pool;
 mod registry;
 mod restart;
+mod results_line;
 mod shared;
 mod ship;
 mod spawn;

@@ -13,6 +13,7 @@ use concur_core::Failure;
 
 use crate::job::Job;
 use crate::launcher::{KillPolicy, Master};
+use crate::results_line::ResultsLine;
 use crate::spawn::SpawnConfig;
 use crate::sys::{EventFd, Timer};
 
@@ -67,6 +68,9 @@ pub(crate) struct Express {
     /// watches it too, since a process the task forked may hold the results pipe open after
     /// the worker died, and then no EOF comes.
     pub(crate) pidfd: Option<RawFd>,
+    /// A blocking read end of the results pipe, for a reader without a deadline (opened only
+    /// where the worker has a pidfd, which is how the I/O thread learns it must wake it).
+    pub(crate) line: Option<Arc<ResultsLine>>,
     /// Calls the worker may still take before `max_tasks_per_child` retires it.
     pub(crate) left: Option<u64>,
     /// Calls it answered while lent, for the I/O thread's count.

@@ -34,6 +34,21 @@ pub(crate) fn dup_high(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// Opens the pipe `fd` refers to once more, through `/proc/self/fd`: a new open file
+/// description with its own status flags (`flags`: `O_RDONLY` or `O_WRONLY`, maybe with
+/// `O_NONBLOCK`), close-on-exec and numbered at least [`MIN_FD`]. Opening an anonymous pipe
+/// this way never waits for the other end (unlike a named FIFO).
+pub(crate) fn reopen(fd: BorrowedFd<'_>, flags: libc::c_int) -> io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let access = flags & libc::O_ACCMODE;
+    let file = std::fs::OpenOptions::new()
+        .read(access == libc::O_RDONLY)
+        .write(access == libc::O_WRONLY)
+        .custom_flags(flags & !libc::O_ACCMODE)
+        .open(format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
+    dup_high(file.as_fd())
+}
+
 /// A pipe `(read end, write end)`, both close-on-exec and numbered at least [`MIN_FD`].
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as libc::c_int; 2];

@@ -27,6 +27,11 @@ concur_process::task! {
     fn announce_and_hang(path: String) { announce(&path); hang() }
     fn bytes(n: usize) -> Vec<u8> { (0..n).map(|i| i as u8).collect() }
     fn fork_then_hang(path: String) { fork_holding_the_pipes(&path); hang() }
+    fn half_a_frame_then_fork_and_hang(path: String) {
+        write_half_a_frame();
+        fork_holding_the_pipes(&path);
+        hang()
+    }
     fn announce_then_nap(path: String, ms: u64) -> u64 {
         announce(&path);
         std::thread::sleep(Duration::from_millis(ms));
@@ -48,6 +53,15 @@ fn fork_holding_the_pipes(path: &str) {
     }
     let mut fifo = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     writeln!(fifo, "{child}").unwrap();
+}
+
+/// Task-side: writes to the worker's results stream the first 6 bytes of a 10-byte HEARTBEAT
+/// frame, as a worker killed in the middle of a frame leaves it.
+fn write_half_a_frame() {
+    let half = [6u8, 0, 0, 0, concur_process::fuzzing::PROTOCOL_VERSION, 7];
+    // SAFETY: write(2) from a live buffer to the worker's results descriptor (4).
+    let written = unsafe { libc::write(4, half.as_ptr().cast(), half.len()) };
+    assert_eq!(written, half.len() as isize);
 }
 
 /// Generous bound for an answer that is due at once; only a hang exceeds it.
@@ -229,14 +243,14 @@ fn terminate_reaches_a_call_whose_waiter_reads_it() {
     assert!(failure.downcast_ref::<Terminated>().is_some(), "{failure}");
 }
 
-#[test]
-fn a_reader_sees_its_worker_die_even_when_a_forked_child_holds_the_pipe() {
-    // The forked child keeps the results pipe open, so the worker's death brings no EOF: the
-    // reading thread must notice it through the worker's pidfd.
+/// Runs `task` (which forks a child holding the pipes and announces it on its FIFO) with a
+/// thread blocked reading its answer, SIGKILLs the worker, and checks the call fails with
+/// `WorkerDied` in time and the pool still works.
+fn death_under_a_blocked_reader(task: concur_process::Task<String, ()>, name: &str) {
     let pool = warm_pool();
     let worker = pool.worker_pids()[0];
-    let fifo = Fifo::new("forked");
-    let future = pool.submit(fork_then_hang, fifo.path_string()).unwrap();
+    let fifo = Fifo::new(name);
+    let future = pool.submit(task, fifo.path_string()).unwrap();
     let grandchild: u32 = fifo.read_line().parse().unwrap();
     let (tx, rx) = mpsc::channel();
     let waiting = future.clone();
@@ -247,8 +261,24 @@ fn a_reader_sees_its_worker_die_even_when_a_forked_child_holds_the_pipe() {
     let failure = outcome
         .expect("the reader never noticed the death")
         .unwrap();
-    assert_eq!(failure.downcast_ref::<WorkerDied>().unwrap().pid, worker);
+    let died = failure.downcast_ref::<WorkerDied>();
+    assert_eq!(died.map(|d| d.pid), Some(worker), "{failure}");
     assert_eq!(*pool.submit(echo, 7).unwrap().result().unwrap(), 7);
+}
+
+#[test]
+fn a_reader_sees_its_worker_die_even_when_a_forked_child_holds_the_pipe() {
+    // The forked child keeps the results pipe open, so the worker's death brings no EOF: the
+    // pool must wake the reading thread (its pidfd tells it the worker died).
+    death_under_a_blocked_reader(fork_then_hang, "forked");
+}
+
+#[test]
+fn a_half_written_frame_is_not_completed_by_what_wakes_its_reader() {
+    // As above, but the worker dies in the middle of a frame. What wakes the reader (bytes the
+    // pool writes into the pipe) must not be read as the rest of that frame: the call fails with
+    // WorkerDied, not as a protocol error, and nothing is decoded from it.
+    death_under_a_blocked_reader(half_a_frame_then_fork_and_hang, "half-frame");
 }
 
 #[test]

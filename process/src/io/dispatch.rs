@@ -2,11 +2,12 @@
 //! running calls, and lending idle workers to the express path while the I/O thread sleeps
 //! (`crate::drive`).
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::Instant;
 
 use concur_core::Failure;
 
+use crate::results_line::ResultsLine;
 use crate::shared::{Express, Expressed, Returned};
 
 use super::Io;
@@ -134,6 +135,9 @@ impl Io {
     /// wake-ups of this thread). Returns the lent workers' ids, or `None` if a request arrived
     /// since the last look, so there is no sleeping.
     pub(super) fn lend(&mut self) -> Lent {
+        if self.shared.express {
+            self.open_lines();
+        }
         let mut state = self.shared.lock();
         if state.generation != self.seen_generation {
             return Lent(None);
@@ -155,6 +159,7 @@ impl Io {
                             fd: calls.as_raw_fd(),
                             results: results.as_raw_fd(),
                             pidfd: worker.pidfd.as_ref().map(AsRawFd::as_raw_fd),
+                            line: worker.line.clone(),
                             left: self
                                 .config
                                 .max_tasks_per_child
@@ -166,6 +171,21 @@ impl Io {
             }
         }
         Lent(Some(ids))
+    }
+
+    /// Opens the blocking read end (`crate::results_line`) of each ready worker that has a
+    /// pidfd (without one, a reader blocked on a dead worker's pipe could not be told of the
+    /// death) and none yet. Once per worker, while the I/O thread is about to sleep.
+    fn open_lines(&mut self) {
+        for worker in &mut self.workers {
+            if worker.line_tried || worker.phase != Phase::Ready || worker.pidfd.is_none() {
+                continue;
+            }
+            if let Some(results) = &worker.results {
+                worker.line_tried = true;
+                worker.line = ResultsLine::open(results.as_fd());
+            }
+        }
     }
 
     /// Takes back the workers lent to `submit` (recording the calls it sent them) and the ones

@@ -30,6 +30,10 @@ impl Io {
         let fingerprint = self.fingerprint;
         let worker = &mut self.workers[i];
         let mut events = Vec::new();
+        if worker.marker.is_some() {
+            // Part of the marker may be among the bytes: decode nothing until it is cut off.
+            return events;
+        }
         if !worker.synced {
             let noise = &worker.rbuf[worker.rpos..];
             match noise.windows(SYNC.len()).position(|w| w == SYNC) {

@@ -3,7 +3,7 @@
 //! requeued. Start-up deaths feed `crate::restart`; repeated ones break the pool.
 
 use std::collections::VecDeque;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use crate::frame::{self, FrameError};
 use crate::job::Job;
 use crate::launcher::KillPolicy;
 use crate::restart::StartupDeath;
+use crate::results_line::{Marker, ResultsLine};
 use crate::shared::Config;
 use crate::spawn;
 use crate::sys;
@@ -64,6 +65,14 @@ pub(super) struct Worker {
     /// after a death, what is left unread in the pipe tells which calls never started.
     pub(super) calls_reader: OwnedFd,
     pub(super) results: Option<OwnedFd>,
+    /// The blocking read end lent with the worker (`crate::results_line`), once opened, and
+    /// whether opening it was tried (it is not tried again).
+    pub(super) line: Option<Arc<ResultsLine>>,
+    pub(super) line_tried: bool,
+    /// Whether the reader on loan was told the worker is dead, and the marker written to wake
+    /// it while it is still to be cut from the stream.
+    pub(super) reader_woken: bool,
+    pub(super) marker: Option<Marker>,
     pub(super) rbuf: Vec<u8>,
     pub(super) rpos: usize,
     /// Whether the bytes before the worker's first frame were skipped (launcher mode only).
@@ -136,6 +145,20 @@ impl Worker {
             && self.loan.is_none()
             && self.calls.is_some()
             && self.in_flight.len() < config.depth
+    }
+
+    /// Wakes the thread reading this dead worker's answer, once (`crate::results_line`): the
+    /// loan ends when it gives the worker back.
+    fn wake_reader(&mut self, marker: Marker) {
+        if self.reader_woken {
+            return;
+        }
+        self.reader_woken = true;
+        if let (Some(line), Some(results)) = (&self.line, &self.results) {
+            if line.wake_reader(results.as_fd(), &marker) {
+                self.marker = Some(marker);
+            }
+        }
     }
 
     pub(super) fn signal(&mut self, signal: i32, reason: Kill) {
@@ -230,6 +253,10 @@ impl Io {
                     calls: Some(spawned.calls),
                     calls_reader: spawned.calls_reader,
                     results: Some(spawned.results),
+                    line: None,
+                    line_tried: false,
+                    reader_woken: false,
+                    marker: None,
                     rbuf: Vec::with_capacity(64 * 1024),
                     rpos: 0,
                     synced: !target.spawn.stdio,
@@ -283,6 +310,9 @@ impl Io {
         let mut i = 0;
         while i < self.workers.len() {
             let worker = &mut self.workers[i];
+            if worker.exited && worker.loan.is_some() {
+                worker.wake_reader(self.marker);
+            }
             if !(worker.eof || worker.exited) || worker.loan.is_some() {
                 i += 1;
                 continue;

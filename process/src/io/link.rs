@@ -60,8 +60,20 @@ impl Worker {
         }
     }
 
-    /// Reads what is available; sets `eof` at end of input.
+    /// Reads what is available; sets `eof` at end of input. Cuts the stream at the marker that
+    /// woke this dead worker's reader, if one was written (`crate::results_line`): nothing from
+    /// it on is the worker's.
     pub(super) fn read_available(&mut self, limit: usize) {
+        self.read_pipe(limit);
+        if let Some(marker) = self.marker {
+            if let Some(at) = marker.find(&self.rbuf[self.rpos..]) {
+                self.rbuf.truncate(self.rpos + at);
+                self.marker = None;
+            }
+        }
+    }
+
+    fn read_pipe(&mut self, limit: usize) {
         let Some(fd) = &self.results else { return };
         let fd = fd.as_raw_fd();
         let mut budget = READ_BUDGET;

@@ -30,6 +30,7 @@ use concur_core::Failure;
 use crate::error::{BrokenProcessPool, HandshakeError, Terminated, WorkerDied};
 use crate::job::Job;
 use crate::restart::Restarts;
+use crate::results_line::Marker;
 use crate::shared::{Config, Shared};
 use crate::sys;
 use crate::worker::fingerprint;
@@ -73,6 +74,8 @@ struct Io {
     pub(super) masters: Vec<HostMaster>,
     /// The failed attempts of calls being retried, by call id (`retry`).
     pub(super) attempts: HashMap<u64, Vec<WorkerDied>>,
+    /// What wakes a reader blocked on a dead worker's pipe (`crate::results_line`).
+    pub(super) marker: Marker,
 }
 
 /// Marks the I/O thread gone however it ends, so that no caller waits for it forever and no
@@ -121,6 +124,7 @@ pub(crate) fn run(shared: Arc<Shared>, config: Config) {
         published_pids: Vec::new(),
         masters: Vec::new(),
         attempts: HashMap::new(),
+        marker: Marker::random(),
     };
     io.run();
 }
