@@ -135,36 +135,37 @@ impl Drop for UnwindGuard<'_> {
 
 /// Where a drive reads its answer: the blocking read end when it has no deadline and the
 /// worker has one (`crate::results_line`), else the non-blocking one, waited on with `poll`.
-enum Source {
-    Blocking(Arc<ResultsLine>),
-    Polling(Pipe, Option<Instant>),
+struct Source {
+    pipe: Pipe,
+    deadline: Option<Instant>,
+    /// The worker's results line, if it has one. Its `dead` flag is checked after every read
+    /// on either end: the marker that wakes a blocked reader lands in the same pipe.
+    line: Option<Arc<ResultsLine>>,
 }
 
 impl Source {
     fn of(lent: &Express, deadline: Option<Instant>) -> Self {
-        match (&lent.line, deadline) {
-            (Some(line), None) => Self::Blocking(Arc::clone(line)),
-            _ => Self::Polling(
-                Pipe {
-                    results: lent.results,
-                    pidfd: lent.pidfd,
-                },
-                deadline,
-            ),
+        Self {
+            pipe: Pipe {
+                results: lent.results,
+                pidfd: lent.pidfd,
+            },
+            deadline,
+            line: lent.line.clone(),
         }
     }
 
     fn fd(&self) -> RawFd {
-        match self {
-            Self::Blocking(line) => line.fd(),
-            Self::Polling(pipe, _) => pipe.results,
+        match (&self.line, self.deadline) {
+            (Some(line), None) => line.fd(),
+            _ => self.pipe.results,
         }
     }
 
-    /// After a read that returned bytes: whether the worker is known dead, so no byte read may
-    /// be decoded here (a marker may end them).
+    /// Whether the worker is known dead, so no byte read may be decoded here (a marker may end
+    /// them).
     fn worker_dead(&self) -> bool {
-        matches!(self, Self::Blocking(line) if line.is_dead())
+        self.line.as_ref().is_some_and(|line| line.is_dead())
     }
 }
 
@@ -225,10 +226,8 @@ fn read_answer(source: &Source, limit: usize, bytes: &mut Vec<u8>) -> Read {
             Ok(_) if source.worker_dead() => return Read::GaveUp,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let Source::Polling(pipe, deadline) = source else {
-                    return Read::GaveUp;
-                };
-                if !wait_readable(*pipe, *deadline) {
+                // Only the non-blocking end says EAGAIN.
+                if !wait_readable(source.pipe, source.deadline) {
                     return Read::GaveUp;
                 }
                 continue;
