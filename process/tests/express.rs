@@ -244,9 +244,13 @@ fn terminate_reaches_a_call_whose_waiter_reads_it() {
 }
 
 /// Runs `task` (which forks a child holding the pipes and announces it on its FIFO) with a
-/// thread blocked reading its answer, SIGKILLs the worker, and checks the call fails with
-/// `WorkerDied` in time and the pool still works.
-fn death_under_a_blocked_reader(task: concur_process::Task<String, ()>, name: &str) {
+/// thread blocked reading its answer (with a deadline or without), SIGKILLs the worker, and
+/// checks the call fails with `WorkerDied` in time and the pool still works.
+fn death_under_a_blocked_reader(
+    task: concur_process::Task<String, ()>,
+    name: &str,
+    deadline: Option<Duration>,
+) {
     let pool = warm_pool();
     let worker = pool.worker_pids()[0];
     let fifo = Fifo::new(name);
@@ -254,7 +258,13 @@ fn death_under_a_blocked_reader(task: concur_process::Task<String, ()>, name: &s
     let grandchild: u32 = fifo.read_line().parse().unwrap();
     let (tx, rx) = mpsc::channel();
     let waiting = future.clone();
-    std::thread::spawn(move || tx.send(waiting.error().unwrap()).unwrap());
+    std::thread::spawn(move || {
+        let error = match deadline {
+            None => waiting.error(),
+            Some(timeout) => waiting.error_timeout(timeout),
+        };
+        tx.send(error.unwrap()).unwrap()
+    });
     sigkill(worker);
     let outcome = rx.recv_timeout(PROMPT);
     sigkill(grandchild);
@@ -270,7 +280,7 @@ fn death_under_a_blocked_reader(task: concur_process::Task<String, ()>, name: &s
 fn a_reader_sees_its_worker_die_even_when_a_forked_child_holds_the_pipe() {
     // The forked child keeps the results pipe open, so the worker's death brings no EOF: the
     // pool must wake the reading thread (its pidfd tells it the worker died).
-    death_under_a_blocked_reader(fork_then_hang, "forked");
+    death_under_a_blocked_reader(fork_then_hang, "forked", None);
 }
 
 #[test]
@@ -278,7 +288,18 @@ fn a_half_written_frame_is_not_completed_by_what_wakes_its_reader() {
     // As above, but the worker dies in the middle of a frame. What wakes the reader (bytes the
     // pool writes into the pipe) must not be read as the rest of that frame: the call fails with
     // WorkerDied, not as a protocol error, and nothing is decoded from it.
-    death_under_a_blocked_reader(half_a_frame_then_fork_and_hang, "half-frame");
+    death_under_a_blocked_reader(half_a_frame_then_fork_and_hang, "half-frame", None);
+}
+
+#[test]
+fn a_half_written_frame_is_not_completed_for_a_reader_with_a_deadline() {
+    // The same with a deadline: that reader polls the pipe and the pidfd, and must not decode
+    // the marker the pool writes for blocked readers either.
+    death_under_a_blocked_reader(
+        half_a_frame_then_fork_and_hang,
+        "half-frame-deadline",
+        Some(PROMPT * 2),
+    );
 }
 
 #[test]
