@@ -29,7 +29,7 @@ pub(crate) fn arm_death_signal(expected_parent: Option<libc::pid_t>) -> bool {
     expected_parent.is_none_or(|parent| sys::getppid() == parent)
 }
 
-/// Starts the watchdog thread (once the protocol descriptors are in place). If the thread
+/// Starts the watchdog thread (`worker::serve` does, before any user code runs). If the thread
 /// cannot be created the worker goes on with the death signal alone.
 pub(crate) fn start_watchdog() {
     // Every signal stays blocked in the watchdog, so signals sent to the worker (a task's own

@@ -114,7 +114,6 @@ pub fn worker_main() {
     // would stay open in them and hide its death).
     let _ = sys::set_cloexec(FD_CALLS);
     let _ = sys::set_cloexec(FD_RESULTS);
-    lifeline::start_watchdog();
     std::process::exit(serve(false));
 }
 
@@ -136,7 +135,6 @@ fn stdio_main() -> ! {
     }
     let _ = sys::set_cloexec(FD_CALLS);
     let _ = sys::set_cloexec(FD_RESULTS);
-    lifeline::start_watchdog();
     std::process::exit(serve(true));
 }
 
@@ -267,6 +265,14 @@ fn serve(sync: bool) -> i32 {
             _,
         )) => {
             limit = max_frame as usize;
+            // The watchdog starts before any user code runs (an initializer may hang), else
+            // after READY, off the start-up path: until then the worker only writes to the
+            // results pipe and reads the calls pipe, which fail (EPIPE, EOF) once the pool is
+            // gone, so it cannot outlive the pool waiting there.
+            let watchdog_now = initializer.is_some();
+            if watchdog_now {
+                lifeline::start_watchdog();
+            }
             let failure = initializer.and_then(|(name, signature, args)| {
                 let mut outcome = Vec::new();
                 run_one(name, signature, args, &mut outcome);
@@ -283,6 +289,9 @@ fn serve(sync: bool) -> i32 {
             }
             if sys::write_all(FD_RESULTS, &out).is_err() {
                 return 0;
+            }
+            if !watchdog_now {
+                lifeline::start_watchdog();
             }
         }
         _ => return EXIT_PROTOCOL,
