@@ -69,9 +69,8 @@ pub(super) struct Worker {
     /// whether opening it was tried (it is not tried again).
     pub(super) line: Option<Arc<ResultsLine>>,
     pub(super) line_tried: bool,
-    /// Whether the reader on loan was told the worker is dead, and the marker written to wake
-    /// it while it is still to be cut from the stream.
-    pub(super) reader_woken: bool,
+    /// The marker written to wake the reader on loan, while it is still to be cut from the
+    /// stream.
     pub(super) marker: Option<Marker>,
     pub(super) rbuf: Vec<u8>,
     pub(super) rpos: usize,
@@ -150,12 +149,8 @@ impl Worker {
     /// Wakes the thread reading this dead worker's answer, once (`crate::results_line`): the
     /// loan ends when it gives the worker back.
     fn wake_reader(&mut self, marker: Marker) {
-        if self.reader_woken {
-            return;
-        }
-        self.reader_woken = true;
         if let (Some(line), Some(results)) = (&self.line, &self.results) {
-            if line.wake_reader(results.as_fd(), &marker) {
+            if !line.is_dead() && line.wake_reader(results.as_fd(), &marker) {
                 self.marker = Some(marker);
             }
         }
@@ -255,7 +250,6 @@ impl Io {
                     results: Some(spawned.results),
                     line: None,
                     line_tried: false,
-                    reader_woken: false,
                     marker: None,
                     rbuf: Vec::with_capacity(64 * 1024),
                     rpos: 0,
