@@ -85,7 +85,10 @@ fn pool_throughput_runs() {
 
 #[test]
 fn process_scenarios_run() {
-    assert!(process::startup(2)[0].ns > 0.0);
+    // `echo` without arguments stands in for compare's spawn floor child: it writes one byte.
+    let startup = process::startup(2, Some(std::path::Path::new("/bin/echo")));
+    assert_eq!(startup.len(), 2, "ours and the spawn floor");
+    assert!(startup.iter().all(|m| m.ns > 0.0));
     // `cat` stands in for compare's echo child: it copies each frame as it arrives.
     let cat = vec!["cat".into()];
     smoke(&process::round_trip_scenario(Some(cat)));

@@ -126,6 +126,11 @@ impl Options {
 }
 
 fn main() -> ExitCode {
+    // The start-up floor's child: before anything else, so that it measures a spawn alone.
+    if std::env::var_os(process::SPAWN_FLOOR_ENV).is_some() {
+        process::spawn_floor_child();
+        return ExitCode::SUCCESS;
+    }
     // In a process pool's worker (this binary re-run): serves tasks and never returns.
     concur_process::worker_main();
     let options = match Options::parse() {
@@ -560,7 +565,7 @@ fn process_scenarios(
     }
     let samples = plan.rounds;
     sample_into(results, options, process::STARTUP, || {
-        process::startup(samples)
+        process::startup(samples, this_binary().ok().as_deref())
     });
     measure_into(
         results,

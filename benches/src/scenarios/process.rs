@@ -1,7 +1,11 @@
 //! The process pool (`concur-process`), every pool with [`WORKERS`] workers unless noted:
 //!
 //! - `process/startup`: build a pool, submit two no-ops, time to the first result (the pool
-//!   is dropped outside the clock). One sample per pool; the figure is the median.
+//!   is dropped outside the clock). One sample per pool; the figure is the median. The floor
+//!   next to it, `spawn_floor`, is one `std::process::Command` spawn of this same binary to
+//!   the first byte it writes, first thing in `main` ([`spawn_floor_child`]): what any
+//!   process pool pays before its worker can read a call. Samples alternate, ours then the
+//!   floor's.
 //! - `process/round_trip`: one no-op submit, then its result, in a loop. The floor next to it,
 //!   `raw_pipe`, is a 64-byte write to a child process that echoes it back over a second pipe,
 //!   read back whole: `compare` re-executing itself as `--child process/raw_pipe` (see
@@ -22,6 +26,7 @@
 use std::ffi::OsString;
 use std::hint::black_box;
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,6 +53,10 @@ pub const MAP_1000: &str = "process/map/1000";
 pub const DEATH_TO_ERROR: &str = "process/death_to_error";
 /// Every scenario of the group, in the order `compare` runs them.
 pub const ALL: [&str; 5] = [STARTUP, ROUND_TRIP, MAP_1, MAP_1000, DEATH_TO_ERROR];
+/// The spawn floor's contender name in `process/startup`.
+pub const SPAWN_FLOOR: &str = "spawn_floor";
+/// Set in the spawn floor's child: `compare`'s `main` then only calls [`spawn_floor_child`].
+pub const SPAWN_FLOOR_ENV: &str = "CONCUR_BENCH_SPAWN_FLOOR";
 /// The raw-pipe floor's contender name in `process/round_trip`.
 pub const RAW_PIPE: &str = "raw_pipe";
 /// `compare --child` name of the echo process behind [`RAW_PIPE`].
@@ -142,6 +151,11 @@ pub fn death_once(pool: &ProcessPool) -> Duration {
 /// `n` samples of `once`, as one contender's figure (median, range; no paired rounds).
 pub fn sampled(name: &str, n: usize, mut once: impl FnMut() -> Duration) -> Measured {
     let rounds: Vec<f64> = (0..n.max(1)).map(|_| once().as_nanos() as f64).collect();
+    from_samples(name, Side::Ours, rounds)
+}
+
+/// One contender's figure from its samples, in nanoseconds: their median and range.
+fn from_samples(name: &str, side: Side, rounds: Vec<f64>) -> Measured {
     let mut s = rounds.clone();
     s.sort_by(f64::total_cmp);
     let mid = s.len() / 2;
@@ -152,7 +166,7 @@ pub fn sampled(name: &str, n: usize, mut once: impl FnMut() -> Duration) -> Meas
     };
     Measured {
         name: name.to_string(),
-        side: Side::Ours,
+        side,
         ns,
         range: (s[0], s[s.len() - 1]),
         rounds,
@@ -160,10 +174,53 @@ pub fn sampled(name: &str, n: usize, mut once: impl FnMut() -> Duration) -> Meas
     }
 }
 
-/// `process/startup`: `samples` fresh pools (after one unmeasured, to warm the page cache).
-pub fn startup(samples: usize) -> Vec<Measured> {
+/// `process/startup`: `samples` fresh pools (after one unmeasured, to warm the page cache),
+/// each followed by one sample of the spawn floor of `exe` (this binary) when given.
+pub fn startup(samples: usize, exe: Option<&Path>) -> Vec<Measured> {
     startup_once();
-    vec![sampled("ours/submit", samples, startup_once)]
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    for _ in 0..samples.max(1) {
+        ours.push(startup_once().as_nanos() as f64);
+        if let Some(exe) = exe {
+            floor.push(spawn_floor_once(exe).as_nanos() as f64);
+        }
+    }
+    let mut measured = vec![from_samples("ours/submit", Side::Ours, ours)];
+    if !floor.is_empty() {
+        measured.push(from_samples(SPAWN_FLOOR, Side::Peer, floor));
+    }
+    measured
+}
+
+/// One spawn floor sample: `exe` spawned (as [`SPAWN_FLOOR_ENV`] says) to its first byte;
+/// it is reaped outside the clock.
+pub fn spawn_floor_once(exe: &Path) -> Duration {
+    let start = Instant::now();
+    let mut child = Command::new(exe)
+        .env(SPAWN_FLOOR_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn_floor: cannot spawn this binary");
+    let mut byte = [0u8; 1];
+    child
+        .stdout
+        .as_mut()
+        .expect("piped")
+        .read_exact(&mut byte)
+        .expect("spawn_floor: the child wrote nothing");
+    let elapsed = start.elapsed();
+    let status = child.wait().expect("spawn_floor: cannot reap the child");
+    assert!(status.success(), "spawn_floor: the child failed: {status}");
+    elapsed
+}
+
+/// The spawn floor's child: one byte to stdout. `compare` calls it first thing in `main`
+/// when [`SPAWN_FLOOR_ENV`] is set.
+pub fn spawn_floor_child() {
+    // Nothing useful to do if the parent is gone: it then has no clock to stop.
+    let _ = std::io::stdout().write_all(b"x");
 }
 
 /// `process/death_to_error`: `samples` kills on one 1-worker pool.
