@@ -1,9 +1,11 @@
 //! Workers that die during start-up: killed from outside, they are replaced (after a short
-//! back-off) as often as it takes; dying by themselves, they break the pool.
+//! back-off) as often as it takes; dying by themselves, they break the pool. The call a
+//! starting worker was sent with its INIT never ran, so it goes to the replacement, unless it
+//! was what `ProcessPool::cancel` killed the worker for.
 
 mod common;
 
-use concur_process::{BrokenProcessPool, ExitStatus, HandshakeError, ProcessPool};
+use concur_process::{BrokenProcessPool, ExitStatus, HandshakeError, ProcessPool, TaskKilled};
 
 use common::sigkill;
 
@@ -69,6 +71,35 @@ fn workers_killed_from_outside_during_start_up_never_break_the_pool() {
     let survivor = pool.worker_pids();
     assert_eq!(survivor.len(), 1);
     assert!(!killed.contains(&survivor[0]));
+}
+
+#[test]
+fn cancelling_the_call_a_starting_worker_was_sent_fails_it_as_killed_and_nothing_else() {
+    let gate = common::Fifo::new("gate-cancel");
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .initializer(await_gate, gate.path_string())
+        .build()
+        .unwrap();
+    let first = pool.submit(square, 3).unwrap();
+    // Running as soon as it is written to the worker, which is held in its initializer.
+    while !(first.is_running() && pool.worker_pids().len() == 1) {
+        assert!(!first.is_done(), "{:?}", first.error());
+        std::thread::yield_now();
+    }
+    assert!(pool.cancel(&first));
+    let failure = first.error().unwrap().expect("the cancelled call failed");
+    assert!(
+        failure.downcast_ref::<TaskKilled>().is_some(),
+        "killed, not requeued or broken: {failure}"
+    );
+    // As in the test above: the replacement (and any later worker) passes the gate.
+    let _open_gate = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&gate.path)
+        .unwrap();
+    assert_eq!(*pool.submit(square, 4).unwrap().result().unwrap(), 16);
 }
 
 /// The status in a broken pool's cause, which must be a start-up death.

@@ -15,7 +15,6 @@ concur_process::task! {
     fn square(x: u64) -> u64 { x * x }
     fn announce_and_hang(path: String) { announce(&path); hang() }
     fn exit_with(code: i32) { std::process::exit(code) }
-    fn hang_forever() { hang() }
 }
 
 /// Not a test: the parent process of the third scenario. It starts two busy workers, prints
@@ -26,10 +25,16 @@ fn parent_helper() {
         return;
     }
     let pool = ProcessPool::builder().max_workers(2).build().unwrap();
-    let a = pool.submit(hang_forever, ()).unwrap();
-    let b = pool.submit(hang_forever, ()).unwrap();
-    while !(a.is_running() && b.is_running() && pool.worker_pids().len() == 2) {
-        std::thread::yield_now();
+    let fifos = [Fifo::new("helper-a"), Fifo::new("helper-b")];
+    let _calls: Vec<_> = fifos
+        .iter()
+        .map(|fifo| pool.submit(announce_and_hang, fifo.path_string()).unwrap())
+        .collect();
+    // Both tasks announce themselves once they run, so both workers are past their start-up
+    // (a call counts as running as soon as it is written to its worker, which may still be
+    // starting).
+    for fifo in &fifos {
+        fifo.read_line();
     }
     let pids: Vec<String> = pool.worker_pids().iter().map(u32::to_string).collect();
     println!("PIDS {}", pids.join(" "));

@@ -79,14 +79,15 @@ impl Io {
         let can_grow = live < self.config.max_workers;
         let mut state = self.shared.lock();
         while !state.queue.is_empty() {
-            // The least loaded worker with room. A busy one gets more (prefetch) only when no
-            // worker can be added and no starting one will want this call: a call queued behind
-            // a long task waits for it, so a fresh worker is better.
+            // The least loaded worker with room, a ready one before a starting one. A busy one
+            // gets more (prefetch) only when no worker can be added and no starting one will
+            // want this call: a call queued behind a long task waits for it, so a fresh worker
+            // is better.
             let Some(worker) = self
                 .workers
                 .iter_mut()
                 .filter(|w| w.capacity(&self.config))
-                .min_by_key(|w| w.in_flight.len())
+                .min_by_key(|w| (w.in_flight.len(), w.phase != Phase::Ready))
             else {
                 break;
             };

@@ -137,13 +137,16 @@ impl Worker {
             && config.max_tasks_per_child.is_none_or(|max| self.sent < max)
     }
 
-    /// Can take another call now.
+    /// Can take another call now. A starting worker takes one, written after its INIT: it
+    /// finds the call waiting once it is ready, which saves a wake-up of each side on the way
+    /// to the first result. It runs nothing before READY, so if it dies before, `settle`
+    /// requeues that call.
     pub(super) fn capacity(&self, config: &Config) -> bool {
-        self.takes_calls(config)
-            && self.phase == Phase::Ready
-            && self.loan.is_none()
-            && self.calls.is_some()
-            && self.in_flight.len() < config.depth
+        let room = match self.phase {
+            Phase::Ready => self.in_flight.len() < config.depth,
+            Phase::Hello | Phase::Init => self.in_flight.is_empty(),
+        };
+        room && self.takes_calls(config) && self.loan.is_none() && self.calls.is_some()
     }
 
     /// Wakes the thread reading this dead worker's answer, once (`crate::results_line`): the
@@ -168,33 +171,29 @@ impl Worker {
 }
 
 impl Io {
-    /// Starts workers while calls wait that no live worker will take soon.
-    pub(super) fn spawn_needed(&mut self) {
+    /// Starts workers while calls wait that no live worker will take soon; returns whether it
+    /// started any.
+    pub(super) fn spawn_needed(&mut self) -> bool {
         if self.broken || self.terminating.is_some() || !self.restarts.may_spawn(Instant::now()) {
-            return;
+            return false;
         }
+        let mut spawned = false;
         loop {
             let live = self
                 .workers
                 .iter()
                 .filter(|w| w.alive() && !w.retiring)
                 .count();
-            let starting = self
-                .workers
-                .iter()
-                .filter(|w| w.alive() && w.phase != Phase::Ready)
-                .count();
-            let idle = self
+            // Each worker either starting or idle, and without a call, takes one soon.
+            let free = self
                 .workers
                 .iter()
                 .filter(|w| w.capacity(&self.config) && w.in_flight.is_empty())
                 .count();
-            if self.queued <= starting + idle || live >= self.config.max_workers {
-                return;
+            if self.queued <= free || live >= self.config.max_workers || !self.spawn_one() {
+                return spawned;
             }
-            if !self.spawn_one() {
-                return;
-            }
+            spawned = true;
         }
     }
 
@@ -353,16 +352,8 @@ impl Io {
         let pid = worker.pid();
         let stopping = self.broken || self.terminating.is_some();
         if worker.phase != Phase::Ready && !stopping {
-            // Not the SIGKILL `reap` sends a worker whose pipe hit EOF: EOF without a signal
-            // from the pool means the worker is already exiting, and a signal no longer changes
-            // an exiting process's status, so the status still tells why it died.
-            let signalled_by_pool = worker.kill.is_some();
-            let death = StartupDeath::of(status, signalled_by_pool);
-            let cause = match worker.kill.take() {
-                Some(Kill::Startup(failure)) => failure,
-                _ => Failure::from_error(HandshakeError::Exited(status)),
-            };
-            self.startup_failure(cause, death);
+            self.settle_unready(worker, status);
+            return;
         }
         if !stopping && Self::never_started(&worker) {
             // Not even the head was read: every call goes to a replacement, none ran.
@@ -431,6 +422,49 @@ impl Io {
         }
         let mut state = self.shared.lock();
         for job in requeue.into_iter().rev() {
+            state.queue.push_front(job);
+        }
+        self.queued = state.queue.len();
+    }
+
+    /// Settles a worker that died before READY: a start-up failure, unless the pool killed it
+    /// to cancel the call sent with its INIT. It wrote no READY (all it wrote was read before
+    /// this), so it ran none of its calls: a cancelled one fails as killed, the others go to a
+    /// replacement (or fail with the pool, if this failure broke it).
+    fn settle_unready(&mut self, mut worker: Worker, status: ExitStatus) {
+        let cancelled = match worker.kill {
+            Some(Kill::Cancel { id }) => Some(id),
+            _ => None,
+        };
+        if cancelled.is_none() {
+            // Not the SIGKILL `reap` sends a worker whose pipe hit EOF: EOF without a signal
+            // from the pool means the worker is already exiting, and a signal no longer changes
+            // an exiting process's status, so the status still tells why it died.
+            let signalled_by_pool = worker.kill.is_some();
+            let death = StartupDeath::of(status, signalled_by_pool);
+            let cause = match worker.kill.take() {
+                Some(Kill::Startup(failure)) => failure,
+                _ => Failure::from_error(HandshakeError::Exited(status)),
+            };
+            self.startup_failure(cause, death);
+        }
+        let pid = worker.pid();
+        let (killed, unrun): (Vec<_>, Vec<_>) = worker
+            .in_flight
+            .drain(..)
+            .partition(|job| Some(job.id) == cancelled || job.kill_on_start);
+        for job in killed {
+            job.completion.fail(Failure::from_error(TaskKilled { pid }));
+        }
+        if self.broken || self.terminating.is_some() {
+            let failure = self.stop_failure();
+            for job in unrun {
+                job.completion.fail(failure.clone());
+            }
+            return;
+        }
+        let mut state = self.shared.lock();
+        for job in unrun.into_iter().rev() {
             state.queue.push_front(job);
         }
         self.queued = state.queue.len();

@@ -138,7 +138,10 @@ impl Io {
             self.reap();
             self.assign();
             self.check_masters(Instant::now());
-            self.spawn_needed();
+            if self.spawn_needed() {
+                // Their first calls go with their INIT (`Worker::capacity`).
+                self.assign();
+            }
             for worker in &mut self.workers {
                 worker.flush();
             }
