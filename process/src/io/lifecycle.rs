@@ -410,18 +410,24 @@ impl Io {
                 requeue.push(job);
             }
         }
-        if requeue.is_empty() {
+        self.requeue_at_head(requeue);
+    }
+
+    /// Puts calls back at the head of the queue, in their order (ones that never ran, and
+    /// retries); while the pool stops, fails them as it does every pending call.
+    fn requeue_at_head(&mut self, jobs: Vec<Job>) {
+        if jobs.is_empty() {
             return;
         }
-        if stopping {
+        if self.broken || self.terminating.is_some() {
             let failure = self.stop_failure();
-            for job in requeue {
+            for job in jobs {
                 job.completion.fail(failure.clone());
             }
             return;
         }
         let mut state = self.shared.lock();
-        for job in requeue.into_iter().rev() {
+        for job in jobs.into_iter().rev() {
             state.queue.push_front(job);
         }
         self.queued = state.queue.len();
@@ -456,18 +462,7 @@ impl Io {
         for job in killed {
             job.completion.fail(Failure::from_error(TaskKilled { pid }));
         }
-        if self.broken || self.terminating.is_some() {
-            let failure = self.stop_failure();
-            for job in unrun {
-                job.completion.fail(failure.clone());
-            }
-            return;
-        }
-        let mut state = self.shared.lock();
-        for job in unrun.into_iter().rev() {
-            state.queue.push_front(job);
-        }
-        self.queued = state.queue.len();
+        self.requeue_at_head(unrun);
     }
 
     /// Whether the dead worker provably never read its head call: the bytes left unread in its
