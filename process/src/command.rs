@@ -132,7 +132,7 @@ fn spawn_config(command: &WorkerCommand) -> Result<SpawnConfig, BuildError> {
         env.push(env_entry(key, value)?);
     }
     let marker = if park_stdout {
-        format!("{}:stdout5", std::process::id())
+        format!("{}:stdout6", std::process::id())
     } else {
         std::process::id().to_string()
     };

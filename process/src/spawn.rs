@@ -2,7 +2,8 @@
 //! page tables (glibc spawns with `CLONE_VM | CLONE_VFORK`), so the cost does not grow with the
 //! parent's memory.
 //!
-//! The child gets: its calls pipe on descriptor 3 and its results pipe on 4; stdin from
+//! The child gets: its calls pipe on descriptor 3, its results pipe on 4 and its lifeline pipe
+//! on 5 (`crate::lifeline`); stdin from
 //! `/dev/null`; stdout and stderr as configured (inherited by default); every other descriptor
 //! closed; its own process group; the default disposition for the signals the pool uses and an
 //! empty signal mask.
@@ -14,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::ptr;
 
 use crate::sys;
-use crate::worker::{FD_CALLS, FD_RESULTS, FD_STDOUT};
+use crate::worker::{FD_CALLS, FD_LIFELINE, FD_RESULTS, FD_STDOUT};
 
 /// Everything needed to start a worker, prepared once per pool.
 pub(crate) struct SpawnConfig {
@@ -26,7 +27,7 @@ pub(crate) struct SpawnConfig {
     pub(crate) stdout: Option<OwnedFd>,
     /// Replaces the worker's stderr (inherited when `None`).
     pub(crate) stderr: Option<OwnedFd>,
-    /// Park stdout on descriptor 5 and point 1 at `/dev/null` while libtest starts.
+    /// Park stdout on descriptor 6 and point 1 at `/dev/null` while libtest starts.
     pub(crate) park_stdout: bool,
     /// Launcher mode: the calls and results go over the child's stdin and stdout (which a
     /// launcher such as `ssh` relays), and `program` is looked up in `PATH`.
@@ -45,6 +46,11 @@ pub(crate) struct Spawned {
     pub(crate) calls_reader: OwnedFd,
     /// Read end of the results pipe (the worker's descriptor 4).
     pub(crate) results: OwnedFd,
+    /// The only read end of the lifeline pipe (the worker's descriptor 5; none through a
+    /// launcher). Never read: a read would signal the worker, which takes its lifeline's I/O
+    /// signal, `SIGKILL`. Closing it kills the worker, so it is dropped with the worker's
+    /// record, once the worker is dead.
+    pub(crate) lifeline: Option<OwnedFd>,
 }
 
 /// `posix_spawn_file_actions_t`, destroyed on drop.
@@ -147,6 +153,11 @@ pub(crate) fn spawn(config: &SpawnConfig) -> io::Result<Spawned> {
     // and the read end of the results pipe.
     let (calls_r, calls_w) = sys::pipe()?;
     let (results_r, results_w) = sys::pipe()?;
+    let lifeline = if config.stdio {
+        None
+    } else {
+        Some(sys::pipe()?)
+    };
     // The parent's ends are separate open file descriptions from the child's, so this does not
     // make the worker's descriptors non-blocking.
     sys::set_nonblocking(calls_w.as_raw_fd(), true)?;
@@ -161,6 +172,9 @@ pub(crate) fn spawn(config: &SpawnConfig) -> io::Result<Spawned> {
     } else {
         actions.dup2(calls_r.as_raw_fd(), FD_CALLS)?;
         actions.dup2(results_w.as_raw_fd(), FD_RESULTS)?;
+    }
+    if let Some((_, write)) = &lifeline {
+        actions.dup2(write.as_raw_fd(), FD_LIFELINE)?;
     }
     let stdout = match &config.stdout {
         Some(fd) => Some(sys::dup_high(std::os::fd::AsFd::as_fd(fd))?),
@@ -229,5 +243,6 @@ pub(crate) fn spawn(config: &SpawnConfig) -> io::Result<Spawned> {
         calls: calls_w,
         calls_reader: calls_r,
         results: results_r,
+        lifeline: lifeline.map(|(read, _write)| read),
     })
 }

@@ -398,6 +398,36 @@ pub(crate) fn wait_until_unread(fd: RawFd) -> bool {
     }
 }
 
+/// `fcntl` command that sets a descriptor's I/O signal: `F_SETSIG` of Linux's generic
+/// `<asm-generic/fcntl.h>`, which every architecture Rust targets uses (the `libc` crate does
+/// not export it).
+const F_SETSIG: libc::c_int = 10;
+
+/// Has the kernel send this process `SIGKILL` when the pipe whose write end is `fd` loses its
+/// last reader: this process becomes `fd`'s owner, `SIGKILL` its I/O signal, and `O_ASYNC` is
+/// set. The kernel also signals a pipe's writers on every read from it, so this is only for a
+/// pipe that nobody reads (`crate::lifeline`).
+pub(crate) fn kill_when_unread(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor number with integer arguments; no memory is passed.
+    unsafe {
+        cvt(libc::fcntl(fd, libc::F_SETOWN, libc::getpid()))?;
+        cvt(libc::fcntl(fd, F_SETSIG, libc::SIGKILL))?;
+        let flags = cvt(libc::fcntl(fd, libc::F_GETFL))?;
+        cvt(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_ASYNC))?;
+    }
+    Ok(())
+}
+
+/// Whether `fd`, the write end of a pipe, has no reader left now; waits for nothing.
+pub(crate) fn is_unread(fd: RawFd) -> bool {
+    let mut fds = [libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    }];
+    matches!(poll(&mut fds, 0), Ok(1) if fds[0].revents & libc::POLLERR != 0)
+}
+
 /// Kills this whole process with `SIGKILL`, which nothing can catch or delay.
 pub(crate) fn kill_self() -> ! {
     // SAFETY: kill(2) of our own pid; no memory is passed.

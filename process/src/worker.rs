@@ -11,20 +11,22 @@ use crate::frame::{
     frame_size, put_err,
 };
 use crate::heartbeat::Liveness;
-use crate::lifeline;
+use crate::lifeline::{self, Guard};
 use crate::registry;
 use crate::sys;
 
 /// Environment variable that marks a process as a worker: `<parent pid>` or
-/// `<parent pid>:stdout5` (restore stdout from descriptor 5, for libtest helpers).
+/// `<parent pid>:stdout6` (restore stdout from descriptor 6, for libtest helpers).
 pub(crate) const ENV_WORKER: &str = "CONCUR_PROCESS_WORKER";
 
 /// Descriptor a worker reads calls from.
 pub(crate) const FD_CALLS: i32 = 3;
 /// Descriptor a worker writes results to.
 pub(crate) const FD_RESULTS: i32 = 4;
+/// Descriptor of the lifeline pipe's write end (`crate::lifeline`), spawned workers only.
+pub(crate) const FD_LIFELINE: i32 = 5;
 /// Descriptor carrying the real stdout while libtest starts (test helpers only).
-pub(crate) const FD_STDOUT: i32 = 5;
+pub(crate) const FD_STDOUT: i32 = 6;
 
 /// What a worker started through a launcher writes before its HELLO, so the pool can skip
 /// whatever the launcher, a login shell or libtest printed on stdout before the worker started.
@@ -88,7 +90,7 @@ pub fn worker_main() {
         stdio_main();
     }
     let (parent, restore_stdout) = match value.split_once(':') {
-        Some((pid, "stdout5")) => (pid, true),
+        Some((pid, "stdout6")) => (pid, true),
         _ => (value.as_str(), false),
     };
     let Ok(parent) = parent.parse::<libc::pid_t>() else {
@@ -107,6 +109,10 @@ pub fn worker_main() {
         // The pool died before the death signal was armed.
         std::process::exit(0);
     }
+    let Some(guard) = lifeline::arm_lifeline() else {
+        // The pool died before the lifeline was armed.
+        std::process::exit(0);
+    };
     if restore_stdout {
         let _ = sys::move_fd(FD_STDOUT, 1);
     }
@@ -114,7 +120,7 @@ pub fn worker_main() {
     // would stay open in them and hide its death).
     let _ = sys::set_cloexec(FD_CALLS);
     let _ = sys::set_cloexec(FD_RESULTS);
-    std::process::exit(serve(false));
+    std::process::exit(serve(false, guard));
 }
 
 /// A worker started through a launcher: the frames come over stdin and go out over stdout.
@@ -135,7 +141,7 @@ fn stdio_main() -> ! {
     }
     let _ = sys::set_cloexec(FD_CALLS);
     let _ = sys::set_cloexec(FD_RESULTS);
-    std::process::exit(serve(true));
+    std::process::exit(serve(true, Guard::Watchdog));
 }
 
 /// A panic's message and `(file, line, column)`.
@@ -236,7 +242,7 @@ impl FrameReader {
 }
 
 /// The worker loop; returns the exit code.
-fn serve(sync: bool) -> i32 {
+fn serve(sync: bool, guard: Guard) -> i32 {
     install_panic_hook();
     let mut out = Vec::with_capacity(64 * 1024);
     if sync {
@@ -265,11 +271,12 @@ fn serve(sync: bool) -> i32 {
             _,
         )) => {
             limit = max_frame as usize;
-            // The watchdog starts before any user code runs (an initializer may hang), else
+            // A watchdog starts before any user code runs (an initializer may hang), else
             // after READY, off the start-up path: until then the worker only writes to the
             // results pipe and reads the calls pipe, which fail (EPIPE, EOF) once the pool is
             // gone, so it cannot outlive the pool waiting there.
-            let watchdog_now = initializer.is_some();
+            let watchdog = guard == Guard::Watchdog;
+            let watchdog_now = watchdog && initializer.is_some();
             if watchdog_now {
                 lifeline::start_watchdog();
             }
@@ -290,7 +297,7 @@ fn serve(sync: bool) -> i32 {
             if sys::write_all(FD_RESULTS, &out).is_err() {
                 return 0;
             }
-            if !watchdog_now {
+            if watchdog && !watchdog_now {
                 lifeline::start_watchdog();
             }
         }

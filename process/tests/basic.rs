@@ -29,6 +29,14 @@ concur_process::task! {
         fds.sort();
         fds
     }
+    /// This process's threads that the pool's code started (named `concur-process-...`).
+    fn pool_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.starts_with("concur-process"))
+            .count()
+    }
     fn group_and_pid() -> (i32, i32) {
         // SAFETY: getpgrp and getpid take no arguments and cannot fail.
         unsafe { (libc::getpgrp(), libc::getpid()) }
@@ -78,13 +86,32 @@ fn workers_get_dev_null_stdin_only_their_pipes_and_their_own_group() {
     let pool = ProcessPool::builder().max_workers(1).build().unwrap();
     assert_eq!(*pool.submit(stdin_bytes, ()).unwrap().result().unwrap(), 0);
     let fds = pool.submit(open_fds, ()).unwrap().into_result().unwrap();
-    // 0-2, the two pipes, and the directory being listed.
-    assert_eq!(&fds[..5], &[0, 1, 2, 3, 4], "{fds:?}");
-    assert!(fds.len() <= 6, "{fds:?}");
+    // 0-2, the two pipes, the lifeline, and the directory being listed.
+    assert_eq!(&fds[..6], &[0, 1, 2, 3, 4, 5], "{fds:?}");
+    assert!(fds.len() <= 7, "{fds:?}");
     let (group, worker) = *pool.submit(group_and_pid, ()).unwrap().result().unwrap();
     assert_eq!(group, worker);
     // SAFETY: our own descriptor from above.
     unsafe { libc::close(leaked) };
+}
+
+#[test]
+fn a_spawned_worker_runs_no_thread_of_its_own_and_a_launched_one_its_watchdog() {
+    // The lifeline pipe guards a spawned worker without a thread (`lifeline`), so a task that
+    // forks, say, forks a process with only its own threads.
+    let spawned = ProcessPool::builder().max_workers(1).build().unwrap();
+    assert_eq!(
+        *spawned.submit(pool_threads, ()).unwrap().result().unwrap(),
+        0
+    );
+    // Through a launcher the pipes end at the launcher, which reads them: a watchdog thread
+    // (and the heartbeat thread) instead.
+    let launched = ProcessPool::builder()
+        .max_workers(1)
+        .launcher(Vec::<String>::new())
+        .build()
+        .unwrap();
+    assert!(*launched.submit(pool_threads, ()).unwrap().result().unwrap() >= 1);
 }
 
 #[test]

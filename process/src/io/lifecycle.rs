@@ -64,6 +64,9 @@ pub(super) struct Worker {
     /// The pool's own, never read, read end of the calls pipe (`spawn::Spawned::calls_reader`);
     /// after a death, what is left unread in the pipe tells which calls never started.
     pub(super) calls_reader: OwnedFd,
+    /// The read end of the worker's lifeline (`spawn::Spawned::lifeline`): never read, closed
+    /// when this record is dropped, after the worker's death.
+    pub(super) _lifeline: Option<OwnedFd>,
     pub(super) results: Option<OwnedFd>,
     /// The blocking read end lent with the worker (`crate::results_line`), once opened, and
     /// whether opening it was tried (it is not tried again).
@@ -246,6 +249,7 @@ impl Io {
                     pidfd: sys::pidfd_open(spawned.pid),
                     calls: Some(spawned.calls),
                     calls_reader: spawned.calls_reader,
+                    _lifeline: spawned.lifeline,
                     results: Some(spawned.results),
                     line: None,
                     line_tried: false,
