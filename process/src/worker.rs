@@ -65,8 +65,10 @@ pub(crate) fn fingerprint() -> u64 {
 /// A worker leads its own process group (so a terminal's Ctrl-C reaches only the parent), exits
 /// when its pool's pipe closes, and is killed with `SIGKILL` as soon as the pool's process dies
 /// (by `SIGKILL`, abort or exit, whatever the running task does): by `PR_SET_PDEATHSIG`, and by
-/// a watchdog thread that sees the pool's end of the results pipe close. So it outlives neither
-/// the pool nor the parent process. (Processes a task started are not killed with it.)
+/// a lifeline pipe whose only reader is the pool, which the kernel answers with `SIGKILL` when
+/// it closes (through a launcher, a watchdog thread sees the pool's end of the results pipe
+/// close instead). So it outlives neither the pool nor the parent process. (Processes a task
+/// started are not killed with it.)
 ///
 /// # Examples
 ///

@@ -29,13 +29,15 @@ concur_process::task! {
         fds.sort();
         fds
     }
-    /// This process's threads that the pool's code started (named `concur-process-...`).
-    fn pool_threads() -> usize {
-        std::fs::read_dir("/proc/self/task")
+    /// This process's threads: all of them, and those named by the pool's code
+    /// (`concur-process-...`; a new thread names itself, so a very young one may not be yet).
+    fn threads() -> (usize, usize) {
+        let names: Vec<String> = std::fs::read_dir("/proc/self/task")
             .unwrap()
             .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
-            .filter(|comm| comm.starts_with("concur-process"))
-            .count()
+            .collect();
+        let ours = names.iter().filter(|n| n.starts_with("concur-process")).count();
+        (names.len(), ours)
     }
     fn group_and_pid() -> (i32, i32) {
         // SAFETY: getpgrp and getpid take no arguments and cannot fail.
@@ -98,20 +100,25 @@ fn workers_get_dev_null_stdin_only_their_pipes_and_their_own_group() {
 #[test]
 fn a_spawned_worker_runs_no_thread_of_its_own_and_a_launched_one_its_watchdog() {
     // The lifeline pipe guards a spawned worker without a thread (`lifeline`), so a task that
-    // forks, say, forks a process with only its own threads.
+    // forks, say, forks a process with only its own threads (here: libtest's).
     let spawned = ProcessPool::builder().max_workers(1).build().unwrap();
-    assert_eq!(
-        *spawned.submit(pool_threads, ()).unwrap().result().unwrap(),
-        0
-    );
+    // A first call, so that a thread the worker started before it (as the watchdog did) has
+    // named itself by the second.
+    spawned.submit(threads, ()).unwrap().wait();
+    let (spawned_threads, named) = *spawned.submit(threads, ()).unwrap().result().unwrap();
+    assert_eq!(named, 0, "a pool thread in a spawned worker");
     // Through a launcher the pipes end at the launcher, which reads them: a watchdog thread
-    // (and the heartbeat thread) instead.
+    // (and the heartbeat thread) instead, in the same libtest process otherwise.
     let launched = ProcessPool::builder()
         .max_workers(1)
         .launcher(Vec::<String>::new())
         .build()
         .unwrap();
-    assert!(*launched.submit(pool_threads, ()).unwrap().result().unwrap() >= 1);
+    let (launched_threads, _) = *launched.submit(threads, ()).unwrap().result().unwrap();
+    assert!(
+        launched_threads > spawned_threads,
+        "launched {launched_threads} threads, spawned {spawned_threads}"
+    );
 }
 
 #[test]
