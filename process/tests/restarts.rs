@@ -18,6 +18,11 @@ concur_process::task! {
         // Opening a FIFO for reading blocks until someone opens it for writing.
         drop(std::fs::File::open(path).unwrap());
     }
+    /// An initializer that says it runs, then waits at the gate as `await_gate` does.
+    fn announce_then_await_gate(paths: (String, String)) {
+        common::announce(&paths.0);
+        drop(std::fs::File::open(paths.1).unwrap());
+    }
     fn exit_with(code: i32) { std::process::exit(code) }
     fn abort() { std::process::abort() }
 }
@@ -100,6 +105,33 @@ fn cancelling_the_call_a_starting_worker_was_sent_fails_it_as_killed_and_nothing
         .open(&gate.path)
         .unwrap();
     assert_eq!(*pool.submit(square, 4).unwrap().result().unwrap(), 16);
+}
+
+#[test]
+fn a_launched_worker_is_sent_no_call_before_the_pool_has_seen_it_ready() {
+    // Its READY comes through the launcher, which may die holding it: a call sent earlier
+    // could have run without a trace, and requeued it would run twice.
+    let announced = common::Fifo::new("launched-init");
+    let gate = common::Fifo::new("launched-gate");
+    let pool = ProcessPool::builder()
+        .max_workers(1)
+        .launcher(Vec::<String>::new())
+        .initializer(
+            announce_then_await_gate,
+            (announced.path_string(), gate.path_string()),
+        )
+        .build()
+        .unwrap();
+    let call = pool.submit(square, 5).unwrap();
+    // A call for a starting worker is assigned when the worker is spawned, before it runs.
+    announced.read_line();
+    assert!(!call.is_running(), "sent to a launched worker in start-up");
+    let _open_gate = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&gate.path)
+        .unwrap();
+    assert_eq!(*call.result().unwrap(), 25);
 }
 
 /// The status in a broken pool's cause, which must be a start-up death.

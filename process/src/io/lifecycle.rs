@@ -79,6 +79,10 @@ pub(super) struct Worker {
     pub(super) rpos: usize,
     /// Whether the bytes before the worker's first frame were skipped (launcher mode only).
     pub(super) synced: bool,
+    /// Its pipes are the worker's own (spawned), not a launcher's relay: everything it wrote
+    /// before dying is still in the results pipe, so a death without READY there proves it
+    /// started no call (see `capacity`).
+    pub(super) direct: bool,
     pub(super) phase: Phase,
     /// The INIT frame and how much of it was written.
     pub(super) prefix: Vec<u8>,
@@ -140,14 +144,16 @@ impl Worker {
             && config.max_tasks_per_child.is_none_or(|max| self.sent < max)
     }
 
-    /// Can take another call now. A starting worker takes one, written after its INIT: it
-    /// finds the call waiting once it is ready, which saves a wake-up of each side on the way
-    /// to the first result. It runs nothing before READY, so if it dies before, `settle`
-    /// requeues that call.
+    /// Can take another call now. A starting spawned worker takes one, written after its INIT:
+    /// it finds the call waiting once it is ready, which saves a wake-up of each side on the
+    /// way to the first result. It runs nothing before READY, so if it dies with no READY in
+    /// its pipe, `settle` requeues that call. Not so through a launcher, which may die holding
+    /// the READY of a worker that already ran the call (requeued, it would run twice), and
+    /// whose stalls heartbeats watch only once the pool has seen READY.
     pub(super) fn capacity(&self, config: &Config) -> bool {
         let room = match self.phase {
             Phase::Ready => self.in_flight.len() < config.depth,
-            Phase::Hello | Phase::Init => self.in_flight.is_empty(),
+            Phase::Hello | Phase::Init => self.direct && self.in_flight.is_empty(),
         };
         room && self.takes_calls(config) && self.loan.is_none() && self.calls.is_some()
     }
@@ -257,6 +263,7 @@ impl Io {
                     rbuf: Vec::with_capacity(64 * 1024),
                     rpos: 0,
                     synced: !target.spawn.stdio,
+                    direct: !target.spawn.stdio,
                     phase: Phase::Hello,
                     prefix,
                     prefix_off: 0,
