@@ -114,6 +114,9 @@ fn kill_to_error() -> Duration {
     let pool = ProcessPool::builder().max_workers(1).build().unwrap();
     let runs: Vec<Duration> = (0..20)
         .map(|_| {
+            // A ready worker first (the last run killed its predecessor): a call sent to a
+            // worker still starting counts as running, and killing that worker requeues it.
+            assert_eq!(*pool.submit(tasks::noop, 0).unwrap().result().unwrap(), 0);
             let f = pool.submit(tasks::hang, ()).unwrap();
             while !(f.is_running() && pool.worker_pids().len() == 1) {
                 std::thread::yield_now();
