@@ -114,7 +114,7 @@ fn a_launched_worker_is_sent_no_call_before_the_pool_has_seen_it_ready() {
     let announced = common::Fifo::new("launched-init");
     let gate = common::Fifo::new("launched-gate");
     let pool = ProcessPool::builder()
-        .max_workers(1)
+        .max_workers(2)
         .launcher(Vec::<String>::new())
         .initializer(
             announce_then_await_gate,
@@ -126,6 +126,8 @@ fn a_launched_worker_is_sent_no_call_before_the_pool_has_seen_it_ready() {
     // A call for a starting worker is assigned when the worker is spawned, before it runs.
     announced.read_line();
     assert!(!call.is_running(), "sent to a launched worker in start-up");
+    // The starting worker will take the call: no second one is started for it.
+    assert_eq!(pool.worker_pids().len(), 1);
     let _open_gate = std::fs::OpenOptions::new()
         .read(true)
         .write(true)

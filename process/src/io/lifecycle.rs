@@ -193,11 +193,13 @@ impl Io {
                 .iter()
                 .filter(|w| w.alive() && !w.retiring)
                 .count();
-            // Each worker either starting or idle, and without a call, takes one soon.
+            // Each worker without a call, starting (even one that is sent none before READY)
+            // or with room, takes one soon.
             let free = self
                 .workers
                 .iter()
-                .filter(|w| w.capacity(&self.config) && w.in_flight.is_empty())
+                .filter(|w| w.in_flight.is_empty())
+                .filter(|w| (w.alive() && w.phase != Phase::Ready) || w.capacity(&self.config))
                 .count();
             if self.queued <= free || live >= self.config.max_workers || !self.spawn_one() {
                 return spawned;
