@@ -30,14 +30,31 @@ concur_process::task! {
 /// More than the three start-up failures in a row that break a pool.
 const KILLS: usize = 10;
 
-#[test]
-fn workers_killed_from_outside_during_start_up_never_break_the_pool() {
-    let gate = common::Fifo::new("gate");
-    let pool = ProcessPool::builder()
+/// A one-worker pool whose workers stay in start-up until [`open_gate`].
+fn gated_pool(gate: &common::Fifo) -> ProcessPool {
+    ProcessPool::builder()
         .max_workers(1)
         .initializer(await_gate, gate.path_string())
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// Lets the current worker (and any later one) finish starting for as long as the returned
+/// end is open: while it is open for writing, opening the FIFO for reading does not block.
+/// (Opening it for writing alone could pair with a killed worker that has not quite gone yet.)
+/// On Linux, opening a FIFO read-write never blocks.
+fn open_gate(gate: &common::Fifo) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&gate.path)
+        .unwrap()
+}
+
+#[test]
+fn workers_killed_from_outside_during_start_up_never_break_the_pool() {
+    let gate = common::Fifo::new("gate");
+    let pool = gated_pool(&gate);
     let first = pool.submit(square, 7).unwrap();
     // No worker can finish starting before the gate opens, so every pid listed is a worker in
     // start-up.
@@ -57,15 +74,7 @@ fn workers_killed_from_outside_during_start_up_never_break_the_pool() {
             _ => std::thread::yield_now(),
         }
     }
-    // Let the current replacement (and any later worker) finish starting: while this end is
-    // open for writing, opening the FIFO for reading does not block. (Opening it for writing
-    // alone could pair with a killed worker that has not quite gone yet.) On Linux, opening a
-    // FIFO read-write never blocks.
-    let _open_gate = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&gate.path)
-        .unwrap();
+    let _open_gate = open_gate(&gate);
     assert_eq!(*first.result().unwrap(), 49);
     let later: Vec<_> = (0..20u64)
         .map(|i| pool.submit(square, i).unwrap())
@@ -81,11 +90,7 @@ fn workers_killed_from_outside_during_start_up_never_break_the_pool() {
 #[test]
 fn cancelling_the_call_a_starting_worker_was_sent_fails_it_as_killed_and_nothing_else() {
     let gate = common::Fifo::new("gate-cancel");
-    let pool = ProcessPool::builder()
-        .max_workers(1)
-        .initializer(await_gate, gate.path_string())
-        .build()
-        .unwrap();
+    let pool = gated_pool(&gate);
     let first = pool.submit(square, 3).unwrap();
     // Running as soon as it is written to the worker, which is held in its initializer.
     while !(first.is_running() && pool.worker_pids().len() == 1) {
@@ -98,12 +103,7 @@ fn cancelling_the_call_a_starting_worker_was_sent_fails_it_as_killed_and_nothing
         failure.downcast_ref::<TaskKilled>().is_some(),
         "killed, not requeued or broken: {failure}"
     );
-    // As in the test above: the replacement (and any later worker) passes the gate.
-    let _open_gate = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&gate.path)
-        .unwrap();
+    let _open_gate = open_gate(&gate);
     assert_eq!(*pool.submit(square, 4).unwrap().result().unwrap(), 16);
 }
 
@@ -128,11 +128,7 @@ fn a_launched_worker_is_sent_no_call_before_the_pool_has_seen_it_ready() {
     assert!(!call.is_running(), "sent to a launched worker in start-up");
     // The starting worker will take the call: no second one is started for it.
     assert_eq!(pool.worker_pids().len(), 1);
-    let _open_gate = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&gate.path)
-        .unwrap();
+    let _open_gate = open_gate(&gate);
     assert_eq!(*call.result().unwrap(), 25);
 }
 
