@@ -36,6 +36,8 @@ fn parent_helper() {
     for fifo in &fifos {
         fifo.read_line();
     }
+    // Both FIFOs have served; remove their directories now, since this process is killed.
+    drop(fifos);
     let pids: Vec<String> = pool.worker_pids().iter().map(u32::to_string).collect();
     println!("PIDS {}", pids.join(" "));
     hang();
