@@ -114,8 +114,12 @@ impl<T> Future<T> {
     /// ```
     #[inline]
     pub fn into_result(self) -> Result<T, Error> {
-        // The done case stays inline in the caller, as in `result`.
-        if !self.is_done() && wait_cold(self.raw_header()) == WaitEnd::Deadlock {
+        // The done case stays inline in the caller, as in `result`, and reads the word once.
+        let state = self.header().load(ord::FAST_PATH_LOAD);
+        if state.is_final() {
+            return self.take_outcome_from(state);
+        }
+        if wait_cold(self.raw_header()) == WaitEnd::Deadlock {
             return Err(Error::Deadlock);
         }
         self.take_outcome()

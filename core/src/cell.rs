@@ -6,6 +6,7 @@ use core::ptr::NonNull;
 
 use crate::header::{CellOps, Finish, Header};
 use crate::sync::{UnsafeCell, heap};
+use crate::word::Snapshot;
 use crate::{Failure, node, word};
 
 /// What a finished future holds.
@@ -167,10 +168,29 @@ impl<T> Cell<T> {
         // SAFETY: we hold the right to complete, and the phase is not final for us yet (or we
         // take the outcome back below).
         unsafe { cell_ref.write_slot(outcome) };
-        match cell_ref
-            .header
-            .finish(word::FINISHED | failed, producer_done)
-        {
+        let outcome = word::FINISHED | failed;
+        match cell_ref.header.finish_bare(outcome, producer_done) {
+            // Nobody to wake, nothing to free: the common case returns here.
+            Ok(()) => Ok(()),
+            // SAFETY: as this function's contract; the slot is written.
+            Err(current) => unsafe { Cell::complete_from(cell, current, outcome, producer_done) },
+        }
+    }
+
+    /// [`Cell::complete`] once the slot is written and the one-compare CAS did not apply:
+    /// `current` is the word it found.
+    ///
+    /// # Safety
+    /// As [`Cell::complete`], with the slot written by this completer.
+    unsafe fn complete_from(
+        cell: NonNull<Self>,
+        current: Snapshot,
+        outcome: usize,
+        producer_done: bool,
+    ) -> Result<(), Outcome<T>> {
+        // SAFETY: the producer's share (or the claimer's handle) keeps the cell alive.
+        let header = unsafe { &cell.as_ref().header };
+        match header.finish_from(current, outcome, producer_done) {
             Finish::Won {
                 head,
                 outcome,

@@ -8,6 +8,7 @@ use core::ptr::NonNull;
 use crate::cell::Cell;
 use crate::header::Header;
 use crate::sync::ord;
+use crate::word::Snapshot;
 use crate::{Error, Failure, word};
 
 /// The outcome of a computation that may not have finished yet: Python's
@@ -212,6 +213,13 @@ impl<T> Future<T> {
     #[inline]
     pub(crate) fn take_outcome(self) -> Result<T, Error> {
         let state = self.header().load(ord::FAST_PATH_LOAD);
+        self.take_outcome_from(state)
+    }
+
+    /// [`Future::take_outcome`] with `state`, a final word of this cell loaded with Acquire by
+    /// this handle (ownership flags are only ever added, so one it shows still holds).
+    #[inline(always)]
+    pub(crate) fn take_outcome_from(self, state: Snapshot) -> Result<T, Error> {
         if state.phase() != word::FINISHED {
             return Err(Error::Cancelled);
         }
@@ -223,25 +231,36 @@ impl<T> Future<T> {
         // SAFETY: sole consumer of a FINISHED cell, synchronised by the Acquire loads above; the
         // producer (if still there) never reads the slot, it only releases its share.
         let outcome = unsafe { this.cell().take_slot() };
-        if this
-            .header()
-            .load(ord::FAST_PATH_LOAD)
-            .has(word::PRODUCER_GONE)
-        {
+        if state.has(word::PRODUCER_GONE) {
             // SAFETY: the outcome was moved out; nobody else can reach the cell.
             unsafe { Cell::free_emptied(this.cell) };
         } else {
-            // A task run inline by a waiter (`Blocking::run_inline`) finishes without its
-            // producer: the queued `Task` still holds a share and frees the cell if it releases
-            // last. Leave it a harmless outcome to drop in place of the one we moved out.
-            // SAFETY: the slot is ours (above) and now uninitialised.
-            unsafe { this.cell().write_slot(Err(Failure::abandoned())) };
-            if this.header().release_consumer() {
-                // SAFETY: we were the last consumer and the producer is gone (synchronised).
-                unsafe { Cell::free(this.cell) };
-            }
+            // SAFETY: as above: the slot is ours and now uninitialised.
+            unsafe { Self::leave_to_producer(this.cell) };
         }
         outcome.map_err(Error::Failed)
+    }
+
+    /// The end of a take from a cell whose producer had not left yet.
+    ///
+    /// A task run inline by a waiter (`Blocking::run_inline`) finishes without its producer:
+    /// the queued `Task` still holds a share and frees the cell if it releases last. Leave it a
+    /// harmless outcome to drop in place of the one moved out.
+    ///
+    /// # Safety
+    /// The caller is the last consumer of a FINISHED cell, moved the outcome out of the slot,
+    /// and gives up its handle here.
+    #[cold]
+    unsafe fn leave_to_producer(cell: NonNull<Cell<T>>) {
+        // SAFETY: the handle given up keeps the cell alive until its release below.
+        let cell_ref = unsafe { cell.as_ref() };
+        // SAFETY: the slot is ours (contract) and uninitialised.
+        unsafe { cell_ref.write_slot(Err(Failure::abandoned())) };
+        if cell_ref.header.release_last_consumer() {
+            // SAFETY: we were the last consumer and the producer is gone (synchronised by the
+            // flag's AcqRel CAS).
+            unsafe { Cell::free(cell) };
+        }
     }
 }
 

@@ -13,8 +13,9 @@ use crate::word::{self, CONSUMERS_GONE, LOCK, PRODUCER_GONE, Snapshot};
 
 /// The type-independent part of a cell: the state word and the count of consumer handles.
 ///
-/// Invariant: `consumers` counts live `Future` handles (and records holding one); it only
-/// reaches zero together with CONSUMERS_GONE being set.
+/// Invariant: `consumers` counts live `Future` handles (and records holding one); once it
+/// reaches zero (or the last handle is known to be the last), the last handle's holder sets
+/// CONSUMERS_GONE and nobody touches the count again.
 #[repr(C)]
 pub struct Header {
     state: AtomicPtr<Node>,
@@ -192,34 +193,49 @@ impl Header {
     /// the cell.
     #[inline]
     pub(crate) fn finish(&self, outcome: usize, producer_done: bool) -> Finish {
+        match self.finish_bare(outcome, producer_done) {
+            Ok(()) => Finish::Won {
+                head: core::ptr::null_mut(),
+                outcome: Snapshot::from_tags(outcome | gone_flag(producer_done)),
+                free: false,
+            },
+            Err(current) => self.finish_from(current, outcome, producer_done),
+        }
+    }
+
+    /// [`Header::finish`] for the common word, decided with one compare: PENDING (or, unless
+    /// cancelling, RUNNING) with no waiter, no LOCK and no ownership flag. Then the new word is
+    /// just `outcome` and the flag, and on success there is nobody to wake and nothing to free.
+    /// Otherwise returns the word found, for [`Header::finish_from`].
+    ///
+    /// Kept apart so that a completer can return at once on success: merged into one `Finish`
+    /// with the general loop's, the empty list and the `free: false` went through memory and
+    /// were tested again (seen in the `same_thread` disassembly).
+    #[inline(always)]
+    pub(crate) fn finish_bare(&self, outcome: usize, producer_done: bool) -> Result<(), Snapshot> {
         let current = self.load(ord::RETRY);
-        // The common word, decided with one compare: PENDING (or, unless cancelling, RUNNING)
-        // with no waiter, no LOCK and no ownership flag. Then the new word is just the outcome
-        // and the flag; anything else takes the general loop.
         let movable = if outcome == word::CANCELLED {
             word::PENDING
         } else {
             word::RUNNING
         };
         if current.0.addr() & !movable != 0 {
-            return self.finish_from(current, outcome, producer_done);
+            return Err(current);
         }
-        let tags = outcome | if producer_done { PRODUCER_GONE } else { 0 };
-        match self.cas(current, Snapshot::from_tags(tags), detach_order(outcome)) {
-            Ok(()) => Finish::Won {
-                head: core::ptr::null_mut(),
-                outcome: Snapshot::from_tags(tags),
-                free: false,
-            },
-            Err(actual) => self.finish_from(actual, outcome, producer_done),
-        }
+        let tags = outcome | gone_flag(producer_done);
+        self.cas(current, Snapshot::from_tags(tags), detach_order(outcome))
     }
 
     /// [`Header::finish`] from the word `current`, for any word.
     #[cold]
-    fn finish_from(&self, mut current: Snapshot, outcome: usize, producer_done: bool) -> Finish {
+    pub(crate) fn finish_from(
+        &self,
+        mut current: Snapshot,
+        outcome: usize,
+        producer_done: bool,
+    ) -> Finish {
         let cancelling = outcome == word::CANCELLED;
-        let gone = if producer_done { PRODUCER_GONE } else { 0 };
+        let gone = gone_flag(producer_done);
         loop {
             if current.is_final() || (cancelling && current.phase() == word::RUNNING) {
                 return Finish::Lost(current);
@@ -410,7 +426,9 @@ impl Header {
     }
 
     /// Drops one consumer handle unless it is the last; returns true if it was the last (the
-    /// caller keeps ownership of its reference in that case).
+    /// caller keeps ownership of its reference in that case, and gives it up with
+    /// [`Header::release_last_consumer`], not [`Header::release_consumer`]: the count may
+    /// already be zero).
     #[inline]
     pub(crate) fn release_consumer_unless_last(&self) -> bool {
         if self.is_sole_consumer() {
@@ -420,11 +438,25 @@ impl Header {
         self.consumers.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
+    /// Gives up the last consumer handle, which [`Header::release_consumer_unless_last`] said
+    /// this caller holds. Returns true if the caller must now free the cell.
+    pub(crate) fn release_last_consumer(&self) -> bool {
+        // The count is 1 or, if another handle was dropped between that call's test and its
+        // decrement, already 0; nobody else reads it now, so only the flag is left to set.
+        self.set_flag(CONSUMERS_GONE).has(PRODUCER_GONE)
+    }
+
     /// The producer leaves without completing (it lost to `cancel`). Returns true if it must
     /// free the cell.
     pub(crate) fn release_producer(&self) -> bool {
         self.set_flag(PRODUCER_GONE).has(CONSUMERS_GONE)
     }
+}
+
+/// PRODUCER_GONE if the producer leaves in this CAS.
+#[inline(always)]
+fn gone_flag(producer_done: bool) -> usize {
+    if producer_done { PRODUCER_GONE } else { 0 }
 }
 
 /// The success ordering of a CAS that makes the phase `outcome` final and detaches the list.

@@ -37,3 +37,26 @@ pub fn abort_on_callback_panic(panic: &concur_core::CallbackPanic<'_>) {
     let _ = writeln!(std::io::stderr(), "{panic}; aborting");
     std::process::abort();
 }
+
+/// A blocking hook that runs every task a thread blocks on inline, as a one-worker pool's does:
+/// its future then finishes while the queued `Task` still holds the producer's share.
+pub struct RunInline;
+
+impl concur_core::BlockingHook for RunInline {
+    fn before_block(&self, future: &concur_core::Blocking<'_>) -> concur_core::Verdict {
+        future.run_inline();
+        concur_core::Verdict::Block
+    }
+
+    fn after_block(&self, _: &concur_core::Blocking<'_>) {}
+}
+
+/// Checks what `into_result` on one of several handles gave: the value `expected` (it was the
+/// last handle, so the value moved out) or `Error::Shared`; anything else fails the model.
+pub fn assert_taken_or_shared(outcome: Result<u32, concur_core::Error>, expected: u32) {
+    match outcome {
+        Ok(value) => assert_eq!(value, expected),
+        Err(concur_core::Error::Shared) => {}
+        Err(error) => panic!("unexpected {error:?}"),
+    }
+}

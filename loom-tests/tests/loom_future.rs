@@ -23,8 +23,8 @@ use std::sync::atomic::AtomicUsize as StdAtomicUsize;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use concur_core::{Error, Future, promise};
-use concur_loom_tests::model;
+use concur_core::{Error, Future, Task, promise, with_blocking_hook};
+use concur_loom_tests::{RunInline, assert_taken_or_shared, model};
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
@@ -378,14 +378,32 @@ fn into_result_drop_set() {
         let (promise, future) = promise::<Counted>();
         let other = future.clone();
         let dropper = thread::spawn(move || drop(other));
-        let taker = thread::spawn(move || match future.into_result() {
-            Ok(value) => assert_eq!(value.value, 7),
-            Err(Error::Shared) => {}
-            Err(error) => panic!("unexpected {error:?}"),
+        let taker = thread::spawn(move || {
+            assert_taken_or_shared(future.into_result().map(|value| value.value), 7);
         });
         let _ = promise.set_result(Counted::new(7, &drops));
         dropper.join().unwrap();
         taker.join().unwrap();
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+    });
+}
+
+/// `into_result` runs a task inline (so it finishes while its queued `Task` still holds the
+/// producer's share) while another handle is dropped, and the `Task` is dropped last: the value
+/// moves out only through the last handle, is dropped exactly once, and whichever party leaves
+/// last frees the cell (loom's leak check).
+#[test]
+fn inline_into_result_drop() {
+    model(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let counted = drops.clone();
+        let (task, future) = Task::new(move || Counted::new(7, &counted));
+        let other = future.clone();
+        let dropper = thread::spawn(move || drop(other));
+        let outcome = with_blocking_hook(&RunInline, || future.into_result());
+        assert_taken_or_shared(outcome.map(|value| value.value), 7);
+        dropper.join().unwrap();
+        drop(task);
         assert_eq!(drops.load(Ordering::Relaxed), 1);
     });
 }

@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 
-use concur_core::{Error, Future, promise};
+use concur_core::{Error, Future, Task, promise, with_blocking_hook};
+use concur_loom_tests::{RunInline, assert_taken_or_shared};
 use twins::{Gate, rounds};
 
 mod twins;
@@ -367,13 +368,8 @@ fn last_handle_drop_set() {
     rounds(8, |j| {
         let drops = Arc::new(AtomicUsize::new(0));
         let (promise, future) = promise::<Counted>();
-        let (gate, yields) = (Gate::default(), j.waiter_yields());
-        let arrivals = gate.clone();
-        let dropper = thread::spawn(move || {
-            arrivals.arrive();
-            yields.run();
-            drop(future);
-        });
+        let gate = Gate::default();
+        let dropper = gate.spawn(j.waiter_yields(), move || drop(future));
         gate.wait_for(1);
         j.completer_delay().run();
         let _ = promise.set_result(Counted::new(7, &drops));
@@ -389,27 +385,40 @@ fn into_result_drop_set() {
         let drops = Arc::new(AtomicUsize::new(0));
         let (promise, future) = promise::<Counted>();
         let gate = Gate::default();
-        let (arrivals, other, yields) = (gate.clone(), future.clone(), j.waiter_yields());
-        let dropper = thread::spawn(move || {
-            arrivals.arrive();
-            yields.run();
-            drop(other);
-        });
+        let other = future.clone();
+        let dropper = gate.spawn(j.waiter_yields(), move || drop(other));
         let (arrivals, yields) = (gate.clone(), j.waiter_yields());
         let taker = thread::spawn(move || {
             arrivals.arrive();
             yields.run();
-            match future.into_result() {
-                Ok(value) => assert_eq!(value.value, 7),
-                Err(Error::Shared) => {}
-                Err(error) => panic!("unexpected {error:?}"),
-            }
+            assert_taken_or_shared(future.into_result().map(|value| value.value), 7);
         });
         gate.wait_for(2);
         j.completer_delay().run();
         let _ = promise.set_result(Counted::new(7, &drops));
         dropper.join().unwrap();
         taker.join().unwrap();
+        assert_eq!(drops.load(Ordering::Relaxed), 1);
+    });
+}
+
+/// Twin of the loom model `inline_into_result_drop` (Miri's leak check is what catches a cell
+/// that nobody frees).
+#[test]
+fn inline_into_result_drop() {
+    rounds(14, |j| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let counted = drops.clone();
+        let (task, future) = Task::new(move || Counted::new(7, &counted));
+        let gate = Gate::default();
+        let other = future.clone();
+        let dropper = gate.spawn(j.waiter_yields(), move || drop(other));
+        gate.wait_for(1);
+        j.waiter_yields().run();
+        let outcome = with_blocking_hook(&RunInline, || future.into_result());
+        assert_taken_or_shared(outcome.map(|value| value.value), 7);
+        dropper.join().unwrap();
+        drop(task);
         assert_eq!(drops.load(Ordering::Relaxed), 1);
     });
 }

@@ -103,6 +103,20 @@ impl Gate {
         self.0.fetch_add(1, Ordering::Release);
     }
 
+    /// Spawns a waiter that arrives, runs its `yields`, then `then`.
+    pub fn spawn(
+        &self,
+        yields: Yields,
+        then: impl FnOnce() + Send + 'static,
+    ) -> thread::JoinHandle<()> {
+        let arrivals = self.clone();
+        thread::spawn(move || {
+            arrivals.arrive();
+            yields.run();
+            then();
+        })
+    }
+
     pub fn wait_for(&self, waiters: usize) {
         while self.0.load(Ordering::Acquire) < waiters {
             thread::yield_now();
