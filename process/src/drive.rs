@@ -39,6 +39,7 @@ use concur_core::Drive;
 
 use crate::frame::{self, Frame, FrameError, Outcomes};
 use crate::job::Job;
+use crate::pipe_spin::PipeSpin;
 use crate::results_line::ResultsLine;
 use crate::shared::{Express, Expressed, Loan, Returned, Shared, State};
 use crate::sys;
@@ -162,6 +163,11 @@ impl Source {
         }
     }
 
+    /// Whether a read of [`Source::fd`] blocks until bytes come.
+    fn blocks(&self) -> bool {
+        self.line.is_some() && self.deadline.is_none()
+    }
+
     /// Whether the worker is known dead, so no byte read may be decoded here (a marker may end
     /// them).
     fn worker_dead(&self) -> bool {
@@ -221,13 +227,19 @@ fn read_answer(source: &Source, limit: usize, bytes: &mut Vec<u8>) -> Read {
         if bytes.try_reserve(want).is_err() {
             return Read::GaveUp;
         }
+        if source.blocks() {
+            // Before a read that blocks, poll a little while the worker may still answer.
+            PipeSpin::on_this_thread(source.pipe.results, None);
+        }
         match sys::read_into_spare(source.fd(), bytes, want) {
             Ok(0) => return Read::GaveUp,
             Ok(_) if source.worker_dead() => return Read::GaveUp,
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 // Only the non-blocking end says EAGAIN.
-                if !wait_readable(source.pipe, source.deadline) {
+                if !PipeSpin::on_this_thread(source.pipe.results, source.deadline)
+                    && !wait_readable(source.pipe, source.deadline)
+                {
                     return Read::GaveUp;
                 }
                 continue;

@@ -5,7 +5,7 @@
 //! ```text
 //! u32 LE  len      bytes that follow this field (at least 2, at most the frame limit)
 //! u8      version  PROTOCOL_VERSION
-//! u8      kind     HELLO, INIT, READY, INIT_FAILED, CALL or RESULT
+//! u8      kind     HELLO, INIT, READY, INIT_FAILED, CALL, AWAITED_CALL, RESULT or HEARTBEAT
 //! ...     body     kind-specific, described at each kind
 //! ```
 //!
@@ -16,7 +16,7 @@
 use core::fmt;
 
 /// Version of the frame layout and message bodies; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// Default limit on one frame (header included): 1 GiB.
 pub const DEFAULT_MAX_FRAME: usize = 1 << 30;
@@ -41,6 +41,11 @@ pub const RESULT: u8 = 6;
 /// Either way, every heartbeat interval while the link is up: `u32 interval_ms`. The pool's
 /// first one, right after INIT, tells the worker the interval (and so its silence bound).
 pub const HEARTBEAT: u8 = 7;
+/// Pool to worker: a CALL (same body) written by a thread that then waits on the pool's
+/// machine for the answer, and will likely submit again as soon as it has it. After answering
+/// one, a spawned worker polls briefly for its next call (`crate::pipe_spin`) instead of
+/// blocking at once.
+pub const AWAITED_CALL: u8 = 8;
 
 const TAG_OK: u8 = 0;
 const TAG_ERR: u8 = 1;
@@ -161,6 +166,8 @@ pub enum Frame<'a> {
         signature: u64,
         /// The encoded argument sets.
         args: Items<'a>,
+        /// Sent as [`AWAITED_CALL`]: its caller waits for the answer and may call again soon.
+        awaited: bool,
     },
     /// The outcomes of a call, one per argument set.
     Result {
@@ -373,6 +380,13 @@ pub fn frame_size(bytes: &[u8], limit: usize) -> Result<usize, FrameError> {
     Ok(total as usize)
 }
 
+/// Turns an encoded CALL frame into an AWAITED_CALL one (same body).
+pub(crate) fn mark_awaited(frame: &mut [u8]) {
+    if frame.get(5) == Some(&CALL) {
+        frame[5] = AWAITED_CALL;
+    }
+}
+
 /// [`decode_frame`] with an explicit limit on the frame size.
 ///
 /// # Errors
@@ -413,7 +427,7 @@ pub fn decode_frame_with_limit(
             interval_ms: r.u32()?,
         },
         INIT_FAILED => Frame::InitFailed(read_wire_error(&mut r)?),
-        CALL => {
+        CALL | AWAITED_CALL => {
             let id = r.u64()?;
             let name = r.str()?;
             let signature = r.u64()?;
@@ -431,6 +445,7 @@ pub fn decode_frame_with_limit(
                     count,
                     bytes: &start[..used],
                 },
+                awaited: kind == AWAITED_CALL,
             }
         }
         RESULT => {
@@ -822,6 +837,44 @@ mod tests {
     }
 
     #[test]
+    fn an_awaited_call_decodes_as_the_same_call_marked_awaited() {
+        let mut frame = Vec::new();
+        let mut w = FrameWriter::begin(&mut frame, CALL);
+        w.u64(9).str("a::b").u64(5).u32(1).bytes(&[1, 2]);
+        w.end();
+        let plain = decode_frame(&frame).unwrap().0;
+        let mut awaited = frame.clone();
+        mark_awaited(&mut awaited);
+        assert_eq!(awaited[5], AWAITED_CALL);
+        let Frame::Call {
+            id,
+            name,
+            signature,
+            args,
+            awaited: true,
+        } = decode_frame(&awaited).unwrap().0
+        else {
+            panic!("not an awaited call")
+        };
+        assert_eq!(
+            plain,
+            Frame::Call {
+                id,
+                name,
+                signature,
+                args,
+                awaited: false
+            }
+        );
+        // Only a CALL is marked: any other frame is left as it is.
+        let mut ready = Vec::new();
+        encode_ready(&mut ready);
+        let before = ready.clone();
+        mark_awaited(&mut ready);
+        assert_eq!(ready, before);
+    }
+
+    #[test]
     fn every_prefix_and_every_byte_flip_is_an_error_not_a_panic() {
         let mut buf = Vec::new();
         let mut outcomes = Vec::new();
@@ -858,7 +911,17 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let kinds = [HELLO, INIT, READY, INIT_FAILED, CALL, RESULT, 0, 200];
+        let kinds = [
+            HELLO,
+            INIT,
+            READY,
+            INIT_FAILED,
+            CALL,
+            AWAITED_CALL,
+            RESULT,
+            0,
+            200,
+        ];
         for round in 0..20_000 {
             let len = (next() % 64) as usize;
             let mut bytes: Vec<u8> = (0..len + HEADER_LEN).map(|_| next() as u8).collect();

@@ -225,6 +225,8 @@ impl ProcessPool {
         };
         // A fresh future cannot have been cancelled: this claims it.
         job.claim();
+        // Its submitter goes on to wait for it (and drive it, if it can read).
+        crate::frame::mark_awaited(&mut job.frame);
         match sys::write_vectored(lent.fd, &[IoSlice::new(&job.frame)]) {
             Ok(written) if written > 0 => {
                 let whole = written == job.frame.len();

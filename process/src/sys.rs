@@ -263,6 +263,49 @@ pub(crate) fn wait_readable_for(fd: RawFd, bound: std::time::Duration) -> bool {
     matches!(poll(&mut fds, ms), Ok(n) if n > 0)
 }
 
+/// Whether a read of `fd` would not block now (bytes waiting, or end of input).
+pub(crate) fn readable_now(fd: RawFd) -> bool {
+    let mut fds = [libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    matches!(poll(&mut fds, 0), Ok(n) if n > 0)
+}
+
+/// The CPU the calling thread runs on (-1 if the kernel cannot say).
+pub(crate) fn current_cpu() -> libc::c_int {
+    // SAFETY: no arguments; reads the CPU number the kernel keeps for this thread.
+    unsafe { libc::sched_getcpu() }
+}
+
+/// Gives the CPU to another runnable thread, if any.
+pub(crate) fn yield_cpu() {
+    // SAFETY: no arguments; cannot fail on Linux.
+    unsafe { libc::sched_yield() };
+}
+
+/// Whether this machine has more than one CPU online, so that the other end of a pipe may
+/// run beside this process (cached: the answer rarely changes, and a stale one only costs a
+/// poll window or a wasted wake-up). Not this process's affinity: a worker pinned to one CPU
+/// still answers a caller on another.
+pub(crate) fn several_cpus() -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // 0 unknown, 1 yes, 2 no.
+    static CACHE: AtomicU8 = AtomicU8::new(0);
+    // ORDERING: Relaxed: an idempotent cache of a value every thread computes identically.
+    match CACHE.load(Ordering::Relaxed) {
+        1 => true,
+        2 => false,
+        _ => {
+            // SAFETY: sysconf reads a system value; no memory is passed.
+            let many = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) } > 1;
+            CACHE.store(if many { 1 } else { 2 }, Ordering::Relaxed);
+            many
+        }
+    }
+}
+
 /// Whether a write of at most `PIPE_BUF` bytes to `fd` would not block now.
 pub(crate) fn writable_now(fd: RawFd) -> bool {
     let mut fds = [libc::pollfd {

@@ -12,6 +12,7 @@ use crate::frame::{
 };
 use crate::heartbeat::Liveness;
 use crate::lifeline::{self, Guard};
+use crate::pipe_spin::PipeSpin;
 use crate::registry;
 use crate::sys;
 
@@ -181,15 +182,23 @@ struct FrameReader {
     start: usize,
     /// With heartbeats on, reads go through the heartbeat thread's inbox first.
     liveness: Option<Arc<Liveness>>,
+    /// For a spawned worker, whose pool is on this machine: poll for the next call briefly
+    /// before blocking (`crate::pipe_spin`). A launched worker's caller may be across a
+    /// network, where the next call never comes within the window.
+    spin: Option<PipeSpin>,
+    /// The call being answered was an AWAITED_CALL: its caller may call again at once.
+    poll_after_answer: bool,
 }
 
 impl FrameReader {
-    fn new(fd: i32) -> Self {
+    fn new(fd: i32, spin: bool) -> Self {
         Self {
             fd,
             buf: Vec::with_capacity(64 * 1024),
             start: 0,
             liveness: None,
+            spin: spin.then(PipeSpin::default),
+            poll_after_answer: false,
         }
     }
 
@@ -228,6 +237,11 @@ impl FrameReader {
             }
             let want = need.max(64 * 1024);
             self.buf.reserve(want.saturating_sub(self.buf.len()));
+            if let (Some(spin), None, true) = (&self.spin, &self.liveness, self.poll_after_answer) {
+                // One window per answer: after it the worker blocks until the next call.
+                self.poll_after_answer = false;
+                spin.until_readable(self.fd, None);
+            }
             let n = match &self.liveness {
                 Some(liveness) => liveness.read_calls(&mut self.buf, 1 << 20)?,
                 None => sys::read_into_spare(self.fd, &mut self.buf, 1 << 20)?,
@@ -254,7 +268,7 @@ fn serve(sync: bool, guard: Guard) -> i32 {
     if sys::write_all(FD_RESULTS, &out).is_err() {
         return 0;
     }
-    let mut reader = FrameReader::new(FD_CALLS);
+    let mut reader = FrameReader::new(FD_CALLS, guard == Guard::Lifeline);
     let mut limit = DEFAULT_MAX_FRAME;
 
     // The first frame configures the worker and names the initializer.
@@ -317,7 +331,7 @@ fn serve(sync: bool, guard: Guard) -> i32 {
             Ok(None) | Err(_) => return 0,
             Ok(Some(Err(_))) => return EXIT_PROTOCOL,
         };
-        let (id, name, signature, args) =
+        let (id, name, signature, args, awaited) =
             match decode_frame_with_limit(reader.frame(at, len), limit) {
                 Ok((
                     Frame::Call {
@@ -325,9 +339,10 @@ fn serve(sync: bool, guard: Guard) -> i32 {
                         name,
                         signature,
                         args,
+                        awaited,
                     },
                     _,
-                )) => (id, name, signature, args),
+                )) => (id, name, signature, args, awaited),
                 Ok((Frame::Heartbeat { interval_ms }, _)) => {
                     if reader.liveness.is_none() && interval_ms > 0 {
                         let interval = Duration::from_millis(u64::from(interval_ms));
@@ -368,6 +383,7 @@ fn serve(sync: bool, guard: Guard) -> i32 {
         if reader.write(&out).is_err() {
             return 0;
         }
+        reader.poll_after_answer = awaited;
         if out.capacity() > 1 << 20 {
             out = Vec::with_capacity(64 * 1024);
         }
