@@ -166,7 +166,7 @@ pub enum Frame<'a> {
         signature: u64,
         /// The encoded argument sets.
         args: Items<'a>,
-        /// Sent as [`AWAITED_CALL`]: its caller waits for the answer and may call again soon.
+        /// Sent as `AWAITED_CALL`: its caller waits for the answer and may call again soon.
         awaited: bool,
     },
     /// The outcomes of a call, one per argument set.
