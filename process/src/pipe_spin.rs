@@ -9,8 +9,11 @@
 //!
 //! Polling only helps when the other side runs on another CPU. On a shared CPU it steals the
 //! other side's time, so the poll loop yields between polls, and a yield that gave the CPU to
-//! some other thread (it took [`SWITCHED`] or more) says this CPU is shared: the reader stops
-//! polling and blocks, and goes straight to blocking while it stays on that CPU, for its next
+//! some other thread (it took [`SWITCHED`] or more) and came back to the answer says the other
+//! side ran here: the CPU is shared. (A switched yield that finds nothing is some third thread's
+//! short turn and polling goes on: counted as shared, such turns, common while other pools idle
+//! in the same process, kept whole runs of round trips blocking.) The reader then goes straight
+//! to blocking while it stays on that CPU, for its next
 //! [`SHARED_FOR`] waits, before it probes again. Each probe that finds the CPU still shared
 //! doubles that count, up to [`SHARED_AT_MOST`]: on one CPU a probe costs a yield's hand-off
 //! instead of a blocked read's, and at one probe per millisecond on each side the probes made
@@ -28,6 +31,9 @@ const WINDOW: Duration = Duration::from_micros(50);
 /// A yield this long ran another thread on this CPU: a yield with nothing else to run returns
 /// in well under a microsecond here, a switch to another process and back takes 3 µs or more.
 const SWITCHED: Duration = Duration::from_micros(2);
+
+/// A yield this long gave the CPU to another thread's time slice, not to a short turn.
+const LONG_YIELD: Duration = Duration::from_micros(50);
 
 /// For how many waits a reader that found its CPU shared blocks at once while it stays on
 /// that CPU, after a first finding: about 1 ms of one-CPU round trips (a false finding, when
@@ -78,18 +84,33 @@ impl PipeSpin {
                 return false;
             }
             crate::sys::yield_cpu();
-            let now = Instant::now();
-            if now - yielded >= SWITCHED {
-                let hold = if again {
-                    (self.held.get() * 2).clamp(SHARED_FOR, SHARED_AT_MOST)
-                } else {
-                    SHARED_FOR
-                };
-                self.held.set(hold);
-                self.shared.set(Some((cpu, hold)));
-                return crate::sys::readable_now(fd);
+            let took = yielded.elapsed();
+            if took < SWITCHED {
+                continue;
+            }
+            let readable = crate::sys::readable_now(fd);
+            if readable {
+                // The yield ran the other side here, and it answered: the CPU is shared.
+                self.believe_shared(cpu, again);
+            } else if took >= LONG_YIELD {
+                // Some other thread took a whole slice: each further yield may hand it another.
+                return false;
+            }
+            if readable {
+                return true;
             }
         }
+    }
+
+    /// Records that `cpu` is shared with the other side; `again` if the last finding was too.
+    fn believe_shared(&self, cpu: libc::c_int, again: bool) {
+        let hold = if again {
+            (self.held.get() * 2).clamp(SHARED_FOR, SHARED_AT_MOST)
+        } else {
+            SHARED_FOR
+        };
+        self.held.set(hold);
+        self.shared.set(Some((cpu, hold)));
     }
 
     /// [`PipeSpin::until_readable`] with the calling thread's memory.
