@@ -13,8 +13,8 @@
 //! side ran here: the CPU is shared. (A switched yield that finds nothing is some third thread's
 //! short turn and polling goes on: counted as shared, such turns, common while other pools idle
 //! in the same process, kept whole runs of round trips blocking.) The reader then goes straight
-//! to blocking while it stays on that CPU, for its next
-//! [`SHARED_FOR`] waits, before it probes again. Each probe that finds the CPU still shared
+//! to blocking while it stays on that CPU, for its next [`SHARED_FOR`] waits, before it probes
+//! again. Each probe that finds the CPU still shared
 //! doubles that count, up to [`SHARED_AT_MOST`]: on one CPU a probe costs a yield's hand-off
 //! instead of a blocked read's, and at one probe per millisecond on each side the probes made
 //! ~1% of the round trips, right where p99 is read. Counted in waits, not time, so a believed
@@ -88,16 +88,14 @@ impl PipeSpin {
             if took < SWITCHED {
                 continue;
             }
-            let readable = crate::sys::readable_now(fd);
-            if readable {
+            if crate::sys::readable_now(fd) {
                 // The yield ran the other side here, and it answered: the CPU is shared.
                 self.believe_shared(cpu, again);
-            } else if took >= LONG_YIELD {
+                return true;
+            }
+            if took >= LONG_YIELD {
                 // Some other thread took a whole slice: each further yield may hand it another.
                 return false;
-            }
-            if readable {
-                return true;
             }
         }
     }
