@@ -265,12 +265,7 @@ pub(crate) fn wait_readable_for(fd: RawFd, bound: std::time::Duration) -> bool {
 
 /// Whether a read of `fd` would not block now (bytes waiting, or end of input).
 pub(crate) fn readable_now(fd: RawFd) -> bool {
-    let mut fds = [libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }];
-    matches!(poll(&mut fds, 0), Ok(n) if n > 0)
+    wait_readable_for(fd, std::time::Duration::ZERO)
 }
 
 /// The CPU the calling thread runs on (-1 if the kernel cannot say).
