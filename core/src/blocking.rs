@@ -10,7 +10,7 @@ use crate::header::{Header, Push, Unlink};
 use crate::node::{Kind, Node};
 use crate::sync::thread::{self, Thread};
 use crate::sync::{AtomicBool, UnsafeCell, ord, probe};
-use crate::word::Snapshot;
+use crate::word::{self, Snapshot};
 use crate::{Error, Failure, Future};
 
 impl<T> Future<T> {
@@ -31,17 +31,27 @@ impl<T> Future<T> {
     /// ```
     #[inline]
     pub fn result(&self) -> Result<&T, Error> {
-        // The done case stays inline in the caller; only a real wait leaves it.
-        match self.try_result() {
-            Some(outcome) => outcome,
-            None => self.wait_for_result(),
+        // Only a value already there stays inline in the caller: a failure (cloned), a cancel
+        // and a real wait leave it.
+        let state = self.header().load(ord::FAST_PATH_LOAD);
+        if state.phase() == word::FINISHED {
+            // SAFETY: FINISHED was loaded with Acquire and our handle keeps the cell alive.
+            if let Ok(value) = unsafe { self.cell().slot() } {
+                return Ok(value);
+            }
         }
+        self.result_not_value()
     }
 
-    /// [`result`](Future::result) for a future found not done.
+    /// [`result`](Future::result) for a future found without a value: failed, cancelled, or
+    /// not done yet.
     #[cold]
-    fn wait_for_result(&self) -> Result<&T, Error> {
-        self.outcome_after(wait(self.raw_header(), None))
+    #[inline(never)]
+    fn result_not_value(&self) -> Result<&T, Error> {
+        match self.try_result() {
+            Some(outcome) => outcome,
+            None => self.outcome_after(wait(self.raw_header(), None)),
+        }
     }
 
     /// Waits at most `timeout` for the outcome (Python's `result(timeout)`).
@@ -116,10 +126,10 @@ impl<T> Future<T> {
     pub fn into_result(self) -> Result<T, Error> {
         // The done case stays inline in the caller, as in `result`, and reads the word once.
         let state = self.header().load(ord::FAST_PATH_LOAD);
-        if state.is_final() {
-            return self.take_outcome_from(state);
+        if state.phase() == word::FINISHED {
+            return self.take_finished(state);
         }
-        if wait_cold(self.raw_header()) == WaitEnd::Deadlock {
+        if !state.is_final() && wait_cold(self.raw_header()) == WaitEnd::Deadlock {
             return Err(Error::Deadlock);
         }
         self.take_outcome()
