@@ -91,6 +91,7 @@ mod job;
 mod launcher;
 mod lifeline;
 mod map;
+mod next_call_poll;
 mod pipe_spin;
 mod pool;
 mod registry;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 /// How long a reader polls before it blocks: above a no-op round trip across two CPUs
 /// (about 4 µs) with room for a short task, below the cost of the wake-up it saves.
-const WINDOW: Duration = Duration::from_micros(50);
+pub(crate) const WINDOW: Duration = Duration::from_micros(50);
 
 /// A yield this long ran another thread on this CPU: a yield with nothing else to run returns
 /// in well under a microsecond here, a switch to another process and back takes 3 µs or more.
@@ -56,19 +56,36 @@ std::thread_local! {
     static THIS_THREAD: PipeSpin = PipeSpin::default();
 }
 
+/// How a poll of [`PipeSpin::poll`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Polled {
+    /// The pipe turned readable (or reached end of input).
+    Readable,
+    /// Polled to the end of the window (or the deadline), or until another thread took the
+    /// CPU for a whole slice, without the pipe turning readable.
+    Missed,
+    /// Not polled: one CPU, or a CPU believed shared with the other side.
+    Skipped,
+}
+
 impl PipeSpin {
     /// Polls `fd` until it is readable (or at end of input), for at most [`WINDOW`] and never
     /// past `deadline`. Returns whether it is readable; false only says "block now".
     pub(crate) fn until_readable(&self, fd: RawFd, deadline: Option<Instant>) -> bool {
+        self.poll(fd, deadline) == Polled::Readable
+    }
+
+    /// [`PipeSpin::until_readable`], saying how the poll ended.
+    pub(crate) fn poll(&self, fd: RawFd, deadline: Option<Instant>) -> Polled {
         if !crate::sys::several_cpus() {
-            return false;
+            return Polled::Skipped;
         }
         let cpu = crate::sys::current_cpu();
         let mut again = false;
         if let Some((shared_cpu, left)) = self.shared.get() {
             if shared_cpu == cpu && left > 0 {
                 self.shared.set(Some((cpu, left - 1)));
-                return false;
+                return Polled::Skipped;
             }
             again = shared_cpu == cpu;
             self.shared.set(None);
@@ -77,11 +94,11 @@ impl PipeSpin {
         let end = deadline.map_or(start + WINDOW, |d| d.min(start + WINDOW));
         loop {
             if crate::sys::readable_now(fd) {
-                return true;
+                return Polled::Readable;
             }
             let yielded = Instant::now();
             if yielded >= end {
-                return false;
+                return Polled::Missed;
             }
             crate::sys::yield_cpu();
             let took = yielded.elapsed();
@@ -91,11 +108,11 @@ impl PipeSpin {
             if crate::sys::readable_now(fd) {
                 // The yield ran the other side here, and it answered: the CPU is shared.
                 self.believe_shared(cpu, again);
-                return true;
+                return Polled::Readable;
             }
             if took >= LONG_YIELD {
                 // Some other thread took a whole slice: each further yield may hand it another.
-                return false;
+                return Polled::Missed;
             }
         }
     }

@@ -12,6 +12,7 @@ use crate::frame::{
 };
 use crate::heartbeat::Liveness;
 use crate::lifeline::{self, Guard};
+use crate::next_call_poll::NextCallPoll;
 use crate::pipe_spin::PipeSpin;
 use crate::registry;
 use crate::sys;
@@ -188,6 +189,8 @@ struct FrameReader {
     spin: Option<PipeSpin>,
     /// The call being answered was an AWAITED_CALL: its caller may call again at once.
     poll_after_answer: bool,
+    /// Whether this answer's window is polled, from how the last ones ended.
+    next_call: NextCallPoll,
 }
 
 impl FrameReader {
@@ -199,6 +202,7 @@ impl FrameReader {
             liveness: None,
             spin: spin.then(PipeSpin::default),
             poll_after_answer: false,
+            next_call: NextCallPoll::default(),
         }
     }
 
@@ -240,7 +244,9 @@ impl FrameReader {
             if let (Some(spin), None, true) = (&self.spin, &self.liveness, self.poll_after_answer) {
                 // One window per answer: after it the worker blocks until the next call.
                 self.poll_after_answer = false;
-                spin.until_readable(self.fd, None);
+                if self.next_call.should_poll() {
+                    self.next_call.polled(spin.poll(self.fd, None));
+                }
             }
             let n = match &self.liveness {
                 Some(liveness) => liveness.read_calls(&mut self.buf, 1 << 20)?,
@@ -249,6 +255,7 @@ impl FrameReader {
             if n == 0 {
                 return Ok(None);
             }
+            self.next_call.call_came();
         }
     }
 
