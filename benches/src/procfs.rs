@@ -43,6 +43,22 @@ pub fn wait_until_asleep(tid: Option<i32>, limit: Duration) -> bool {
     }
 }
 
+/// Nanoseconds on a CPU so far of every live thread of process `pid` (the first field of each
+/// `/proc/<pid>/task/<tid>/schedstat`, to the nanosecond where `/proc/<pid>/stat` counts
+/// 10 ms ticks).
+pub fn cpu_ns_of(pid: u32) -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let mut path = task.ok()?.path();
+        path.push("schedstat");
+        // A thread that exited since the listing counts nothing.
+        if let Ok(schedstat) = std::fs::read_to_string(path) {
+            total += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(total)
+}
+
 /// CPU time the whole process has used so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CpuTime {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use concur_benches::contender::Scenario;
 use concur_benches::latency::Recorder;
 use concur_benches::scenarios::pingpong::rally::Placement;
-use concur_benches::scenarios::{as_completed, pingpong, pool, process, same_thread, wait_any};
+use concur_benches::scenarios::{
+    as_completed, pingpong, pool, process, process_spaced, same_thread, wait_any,
+};
 use concur_benches::{affinity, python};
 
 // The process-pool scenarios' workers are this test binary re-run.
@@ -98,6 +100,11 @@ fn process_scenarios_run() {
         }
     }
     assert!(process::death_to_error(2)[0].ns > 0.0);
+    if let Some(spaced) = process_spaced::spaced_cpu(1, Some(vec!["cat".into()])) {
+        assert_eq!(spaced.len(), 2, "ours and the raw pipe");
+        // Each call costs the other process some CPU.
+        assert!(spaced.iter().all(|m| m.ns > 0.0), "{spaced:?}");
+    }
 }
 
 #[test]

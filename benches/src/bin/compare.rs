@@ -42,7 +42,9 @@ use concur_benches::budget::{self, ScenarioResult};
 use concur_benches::measure::Measured;
 use concur_benches::measure::{self, Plan};
 use concur_benches::scenarios::pingpong::rally::Placement;
-use concur_benches::scenarios::{as_completed, pingpong, pool, process, same_thread, wait_any};
+use concur_benches::scenarios::{
+    as_completed, pingpong, pool, process, process_spaced, same_thread, wait_any,
+};
 use concur_benches::{affinity, footprint, line_trip, procfs, python, report, runs};
 
 #[global_allocator]
@@ -89,7 +91,7 @@ impl Options {
                          process/startup process/round_trip process/round_trip_1cpu \
                          process/round_trip_split \
                          process/map/1 process/map/1000 \
-                         process/death_to_error\n\
+                         process/death_to_error process/spaced_cpu\n\
                          groups: wait_any wait_register pool process"
                             .into(),
                     );
@@ -559,7 +561,11 @@ fn process_scenarios(
     python: &mut PythonPeer,
 ) {
     if !options.wants_any(&process::ALL)
-        && !options.wants_any(&[process::ROUND_TRIP_1CPU, process::ROUND_TRIP_SPLIT])
+        && !options.wants_any(&[
+            process::ROUND_TRIP_1CPU,
+            process::ROUND_TRIP_SPLIT,
+            process_spaced::NAME,
+        ])
     {
         return;
     }
@@ -605,6 +611,12 @@ fn process_scenarios(
     }
     sample_into(results, options, process::DEATH_TO_ERROR, || {
         process::death_to_error(samples)
+    });
+    sample_into(results, options, process_spaced::NAME, || {
+        process_spaced::spaced_cpu(samples, echo_command()).unwrap_or_else(|| {
+            eprintln!("compare: no /proc/<pid>/task/*/schedstat; no figure");
+            Vec::new()
+        })
     });
     python.join("process", results);
 }

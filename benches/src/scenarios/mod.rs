@@ -5,5 +5,6 @@ pub mod as_completed;
 pub mod pingpong;
 pub mod pool;
 pub mod process;
+pub mod process_spaced;
 pub mod same_thread;
 pub mod wait_any;

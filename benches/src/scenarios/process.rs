@@ -159,7 +159,7 @@ pub fn sampled(name: &str, n: usize, mut once: impl FnMut() -> Duration) -> Meas
 }
 
 /// One contender's figure from its samples, in nanoseconds: their median and range.
-fn from_samples(name: &str, side: Side, rounds: Vec<f64>) -> Measured {
+pub(crate) fn from_samples(name: &str, side: Side, rounds: Vec<f64>) -> Measured {
     let mut s = rounds.clone();
     s.sort_by(f64::total_cmp);
     let mid = s.len() / 2;
@@ -336,13 +336,7 @@ fn round_trip_placed(
     })];
     if let Some(command) = echo_command {
         contenders.push(Contender::new(RAW_PIPE, Side::Peer, move || {
-            let mut child = Command::new(&command[0])
-                .args(&command[1..])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .expect("cannot start the echo child");
+            let mut child = spawn_echo_child(&command);
             if let Some((_, other)) = split {
                 pin_child(child.id(), other);
             }
@@ -360,6 +354,18 @@ fn round_trip_placed(
         }));
     }
     Scenario { name, contenders }
+}
+
+/// Starts `command` (program, then arguments) with piped stdin and stdout: the raw pipe's
+/// echo child.
+pub(crate) fn spawn_echo_child(command: &[OsString]) -> Child {
+    Command::new(&command[0])
+        .args(&command[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("cannot start the echo child")
 }
 
 fn pin_child(pid: u32, cpu: usize) {
