@@ -39,7 +39,7 @@ use concur_core::Drive;
 
 use crate::frame::{self, Frame, FrameError, Outcomes};
 use crate::job::Job;
-use crate::pipe_spin::PipeSpin;
+use crate::pipe_spin::{PipeSpin, Polled};
 use crate::results_line::ResultsLine;
 use crate::shared::{Express, Expressed, Loan, Returned, Shared, State};
 use crate::sys;
@@ -85,7 +85,15 @@ impl Drive for Driver {
         };
         let mut bytes = READ_BUFFER.take();
         let job = match read_answer(&source, shared.max_frame, &mut bytes) {
-            Read::Frame => complete(job, self.id, &mut bytes, shared.max_frame),
+            Read::Frame => match complete(job, self.id, &mut bytes, shared.max_frame) {
+                Ok(worker_cpu) => {
+                    if let Some(lent) = guard.lent.as_mut() {
+                        lent.worker_cpu = Some(worker_cpu);
+                    }
+                    None
+                }
+                Err(job) => Some(job),
+            },
             Read::GaveUp => Some(job),
         };
         let unread = if job.is_some() && !bytes.is_empty() {
@@ -142,6 +150,8 @@ struct Source {
     /// The worker's results line, if it has one. Its `dead` flag is checked after every read
     /// on either end: the marker that wakes a blocked reader lands in the same pipe.
     line: Option<Arc<ResultsLine>>,
+    /// The CPU the worker answered its last driven call on, if known.
+    worker_cpu: Option<u32>,
 }
 
 impl Source {
@@ -153,6 +163,19 @@ impl Source {
             },
             deadline,
             line: lent.line.clone(),
+            worker_cpu: lent.worker_cpu.filter(|&cpu| cpu != frame::UNKNOWN_CPU),
+        }
+    }
+
+    /// Polls a little for the answer before blocking (`crate::pipe_spin`); returns whether it
+    /// came. Not at all if the worker last answered on this CPU (it needs this CPU to answer),
+    /// across CPUs if it answered on another, and guessing if it has not answered here yet.
+    fn poll_for_answer(&self, deadline: Option<Instant>) -> bool {
+        let fd = self.pipe.results;
+        match self.worker_cpu {
+            Some(cpu) if u32::try_from(sys::current_cpu()) == Ok(cpu) => false,
+            Some(_) => PipeSpin::poll_across(fd, deadline) == Polled::Readable,
+            None => PipeSpin::on_this_thread(fd, deadline),
         }
     }
 
@@ -229,7 +252,7 @@ fn read_answer(source: &Source, limit: usize, bytes: &mut Vec<u8>) -> Read {
         }
         if source.blocks() {
             // Before a read that blocks, poll a little while the worker may still answer.
-            PipeSpin::on_this_thread(source.pipe.results, None);
+            source.poll_for_answer(None);
         }
         match sys::read_into_spare(source.fd(), bytes, want) {
             Ok(0) => return Read::GaveUp,
@@ -237,7 +260,7 @@ fn read_answer(source: &Source, limit: usize, bytes: &mut Vec<u8>) -> Read {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 // Only the non-blocking end says EAGAIN.
-                if !PipeSpin::on_this_thread(source.pipe.results, source.deadline)
+                if !source.poll_for_answer(source.deadline)
                     && !wait_readable(source.pipe, source.deadline)
                 {
                     return Read::GaveUp;
@@ -288,22 +311,27 @@ fn timeout_ms(deadline: Option<Instant>) -> libc::c_int {
 }
 
 /// Completes `job` with the answer in `bytes` if it is its RESULT frame (then `bytes` is
-/// consumed and `None` returned); otherwise hands the job back untouched.
-fn complete(job: Job, id: u64, bytes: &mut Vec<u8>, limit: usize) -> Option<Job> {
-    let (count, raw) = match frame::decode_frame_with_limit(bytes, limit) {
+/// consumed and the CPU the worker answered on returned); otherwise hands the job back
+/// untouched.
+fn complete(job: Job, id: u64, bytes: &mut Vec<u8>, limit: usize) -> Result<u32, Job> {
+    let (count, raw, worker_cpu) = match frame::decode_frame_with_limit(bytes, limit) {
         Ok((
             Frame::Result {
                 id: answered,
                 outcomes,
+                worker_cpu,
             },
             used,
-        )) if answered == id && used == bytes.len() => outcomes.raw(),
-        _ => return Some(job),
+        )) if answered == id && used == bytes.len() => {
+            let (count, raw) = outcomes.raw();
+            (count, raw, worker_cpu)
+        }
+        _ => return Err(job),
     };
     job.completion
         .complete(job.name, Ok(Outcomes::from_raw(count, raw)));
     bytes.clear();
-    None
+    Ok(worker_cpu)
 }
 
 /// Ends a drive: lends the worker out again if that needs no I/O thread (a clean answer, the

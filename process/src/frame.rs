@@ -16,7 +16,7 @@
 use core::fmt;
 
 /// Version of the frame layout and message bodies; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 
 /// Default limit on one frame (header included): 1 GiB.
 pub const DEFAULT_MAX_FRAME: usize = 1 << 30;
@@ -35,17 +35,29 @@ pub const READY: u8 = 3;
 pub const INIT_FAILED: u8 = 4;
 /// Pool to worker: `u64 id, str name, u64 signature, u32 count, count × bytes args`.
 pub const CALL: u8 = 5;
-/// Worker to pool: `u64 id, u32 count, count × (u8 tag, bytes)`; tag 0 is a postcard value,
-/// tag 1 a task error.
+/// Worker to pool: `u64 id, u32 count, count × (u8 tag, bytes), u32 worker_cpu`; tag 0 is a
+/// postcard value, tag 1 a task error; `worker_cpu` is the CPU the worker answered on
+/// ([`UNKNOWN_CPU`] if it could not tell), so that the caller reading the answer knows where
+/// the worker runs when it waits for the next one.
 pub const RESULT: u8 = 6;
+
+/// A `caller_cpu` or `worker_cpu` that names no CPU.
+pub const UNKNOWN_CPU: u32 = u32::MAX;
+
+/// Bytes of a RESULT frame that are not outcomes: the header, id, count and worker CPU.
+pub(crate) const RESULT_OVERHEAD: usize = HEADER_LEN + 8 + 4 + 4;
 /// Either way, every heartbeat interval while the link is up: `u32 interval_ms`. The pool's
 /// first one, right after INIT, tells the worker the interval (and so its silence bound).
 pub const HEARTBEAT: u8 = 7;
-/// Pool to worker: a CALL (same body) written by a thread that then waits on the pool's
-/// machine for the answer, and will likely submit again as soon as it has it. After answering
-/// one, a spawned worker polls briefly for its next call (`crate::pipe_spin`) instead of
-/// blocking at once.
+/// Pool to worker: a CALL's body, then `u32 caller_cpu`, written by a thread that then waits
+/// on the pool's machine for the answer, and will likely submit again as soon as it has it;
+/// `caller_cpu` is the CPU it wrote from. After answering one, a spawned worker on another CPU
+/// polls briefly for its next call (`crate::pipe_spin`) instead of blocking at once; one on
+/// the caller's CPU blocks, since its poll would only take that CPU from the caller.
 pub const AWAITED_CALL: u8 = 8;
+
+/// Bytes an AWAITED_CALL adds to its CALL: the caller's CPU.
+pub(crate) const AWAITED_EXTRA: usize = 4;
 
 const TAG_OK: u8 = 0;
 const TAG_ERR: u8 = 1;
@@ -166,8 +178,9 @@ pub enum Frame<'a> {
         signature: u64,
         /// The encoded argument sets.
         args: Items<'a>,
-        /// Sent as `AWAITED_CALL`: its caller waits for the answer and may call again soon.
-        awaited: bool,
+        /// Sent as `AWAITED_CALL`, from this CPU: its caller waits for the answer and may call
+        /// again soon.
+        caller_cpu: Option<u32>,
     },
     /// The outcomes of a call, one per argument set.
     Result {
@@ -175,6 +188,8 @@ pub enum Frame<'a> {
         id: u64,
         /// The outcomes.
         outcomes: Outcomes<'a>,
+        /// The CPU the worker answered on, or [`UNKNOWN_CPU`].
+        worker_cpu: u32,
     },
     /// The sender is alive; it sends one every `interval_ms`.
     Heartbeat {
@@ -380,11 +395,27 @@ pub fn frame_size(bytes: &[u8], limit: usize) -> Result<usize, FrameError> {
     Ok(total as usize)
 }
 
-/// Turns an encoded CALL frame into an AWAITED_CALL one (same body).
-pub(crate) fn mark_awaited(frame: &mut [u8]) {
-    if frame.get(5) == Some(&CALL) {
-        frame[5] = AWAITED_CALL;
+/// Turns an encoded CALL frame into an AWAITED_CALL one from `caller_cpu`, if it still fits in
+/// `limit` bytes (an AWAITED_CALL gets the new CPU); returns whether it did. Any other frame is
+/// left as it is.
+pub(crate) fn mark_awaited(frame: &mut Vec<u8>, caller_cpu: u32, limit: usize) -> bool {
+    if frame.get(5) == Some(&AWAITED_CALL) && frame.len() >= HEADER_LEN + AWAITED_EXTRA {
+        // Marked before (a call requeued, then expressed again): only the CPU is new.
+        let at = frame.len() - AWAITED_EXTRA;
+        frame[at..].copy_from_slice(&caller_cpu.to_le_bytes());
+        return true;
     }
+    let marked_len = frame.len() + AWAITED_EXTRA;
+    if frame.get(5) != Some(&CALL) || marked_len > limit {
+        return false;
+    }
+    let Ok(body_len) = u32::try_from(marked_len - 4) else {
+        return false;
+    };
+    frame[..4].copy_from_slice(&body_len.to_le_bytes());
+    frame[5] = AWAITED_CALL;
+    frame.extend_from_slice(&caller_cpu.to_le_bytes());
+    true
 }
 
 /// [`decode_frame`] with an explicit limit on the frame size.
@@ -437,6 +468,11 @@ pub fn decode_frame_with_limit(
                 r.bytes()?;
             }
             let used = start.len() - r.rest().len();
+            let caller_cpu = if kind == AWAITED_CALL {
+                Some(r.u32()?)
+            } else {
+                None
+            };
             Frame::Call {
                 id,
                 name,
@@ -445,7 +481,7 @@ pub fn decode_frame_with_limit(
                     count,
                     bytes: &start[..used],
                 },
-                awaited: kind == AWAITED_CALL,
+                caller_cpu,
             }
         }
         RESULT => {
@@ -462,6 +498,7 @@ pub fn decode_frame_with_limit(
                     count,
                     bytes: &start[..used],
                 },
+                worker_cpu: r.u32()?,
             }
         }
         found => return Err(FrameError::Kind { found }),
@@ -775,11 +812,13 @@ pub fn encode_init(buf: &mut Vec<u8>, max_frame: u32, initializer: Option<(&str,
     w.end();
 }
 
-/// Encodes a RESULT frame from raw outcomes (each built with the tag layout).
-pub fn encode_result(buf: &mut Vec<u8>, id: u64, count: u32, outcomes: &[u8]) {
+/// Encodes a RESULT frame from raw outcomes (each built with the tag layout), answered on
+/// `worker_cpu`.
+pub fn encode_result(buf: &mut Vec<u8>, id: u64, count: u32, outcomes: &[u8], worker_cpu: u32) {
     let mut w = FrameWriter::begin(buf, RESULT);
     w.u64(id).u32(count);
     w.buf().extend_from_slice(outcomes);
+    w.u32(worker_cpu);
     w.end();
 }
 
@@ -801,7 +840,7 @@ mod tests {
         let mut outcomes = Vec::new();
         put_ok(&mut outcomes, &[5]);
         put_err(&mut outcomes, &WireError::UnknownTask);
-        encode_result(&mut buf, 77, 2, &outcomes);
+        encode_result(&mut buf, 77, 2, &outcomes, 5);
         encode_heartbeat(&mut buf, 1000);
 
         let mut at = 0;
@@ -827,10 +866,15 @@ mod tests {
         );
         assert_eq!(frames[2], Frame::Ready);
         assert_eq!(frames[3], Frame::InitFailed(err));
-        let Frame::Result { id, outcomes } = &frames[4] else {
+        let Frame::Result {
+            id,
+            outcomes,
+            worker_cpu,
+        } = &frames[4]
+        else {
             panic!("not a result")
         };
-        assert_eq!(*id, 77);
+        assert_eq!((*id, *worker_cpu), (77, 5));
         let got: Vec<_> = outcomes.iter().collect();
         assert_eq!(got, vec![Ok(&[5u8][..]), Err(WireError::UnknownTask)]);
         assert_eq!(frames[5], Frame::Heartbeat { interval_ms: 1000 });
@@ -838,23 +882,21 @@ mod tests {
 
     #[test]
     fn an_awaited_call_decodes_as_the_same_call_marked_awaited() {
-        let mut frame = Vec::new();
-        let mut w = FrameWriter::begin(&mut frame, CALL);
-        w.u64(9).str("a::b").u64(5).u32(1).bytes(&[1, 2]);
-        w.end();
+        let frame = small_call(CALL);
         let plain = decode_frame(&frame).unwrap().0;
         let mut awaited = frame.clone();
-        mark_awaited(&mut awaited);
+        assert!(mark_awaited(&mut awaited, 3, DEFAULT_MAX_FRAME));
         assert_eq!(awaited[5], AWAITED_CALL);
+        assert_eq!(awaited.len(), frame.len() + AWAITED_EXTRA);
         let Frame::Call {
             id,
             name,
             signature,
             args,
-            awaited: true,
+            caller_cpu: Some(3),
         } = decode_frame(&awaited).unwrap().0
         else {
-            panic!("not an awaited call")
+            panic!("not an awaited call from CPU 3")
         };
         assert_eq!(
             plain,
@@ -863,15 +905,47 @@ mod tests {
                 name,
                 signature,
                 args,
-                awaited: false
+                caller_cpu: None
             }
         );
         // Only a CALL is marked: any other frame is left as it is.
         let mut ready = Vec::new();
         encode_ready(&mut ready);
         let before = ready.clone();
-        mark_awaited(&mut ready);
+        assert!(!mark_awaited(&mut ready, 3, DEFAULT_MAX_FRAME));
         assert_eq!(ready, before);
+    }
+
+    #[test]
+    fn a_call_that_would_outgrow_the_frame_limit_is_not_marked() {
+        let mut frame = small_call(CALL);
+        let before = frame.clone();
+        let limit = frame.len() + AWAITED_EXTRA - 1;
+        assert!(!mark_awaited(&mut frame, 3, limit));
+        assert_eq!(frame, before, "left a plain CALL");
+        assert!(mark_awaited(&mut frame, 3, limit + 1));
+        assert!(decode_frame_with_limit(&frame, limit + 1).is_ok());
+        // Marked again (requeued, then expressed again): the same size, the new CPU.
+        assert!(mark_awaited(&mut frame, 7, limit + 1));
+        assert_eq!(frame.len(), limit + 1);
+        let Ok((Frame::Call { caller_cpu, .. }, _)) = decode_frame(&frame) else {
+            panic!("not a call")
+        };
+        assert_eq!(caller_cpu, Some(7));
+    }
+
+    #[test]
+    fn an_awaited_call_without_its_cpu_is_malformed() {
+        assert!(decode_frame(&small_call(AWAITED_CALL)).is_err());
+    }
+
+    /// A call of one argument set, as a frame of `kind` with a CALL's body.
+    fn small_call(kind: u8) -> Vec<u8> {
+        let mut frame = Vec::new();
+        let mut w = FrameWriter::begin(&mut frame, kind);
+        w.u64(9).str("a::b").u64(5).u32(1).bytes(&[1, 2]);
+        w.end();
+        frame
     }
 
     #[test]
@@ -886,7 +960,7 @@ mod tests {
                 location: Some(("f".into(), 1, 2)),
             },
         );
-        encode_result(&mut buf, 1, 2, &outcomes);
+        encode_result(&mut buf, 1, 2, &outcomes, UNKNOWN_CPU);
         for cut in 0..buf.len() {
             assert!(matches!(
                 decode_frame(&buf[..cut]),

@@ -120,8 +120,8 @@ pub use worker::worker_main;
 pub mod fuzzing {
     pub use crate::frame::{
         DEFAULT_MAX_FRAME, Frame, FrameError, Items, OutcomeIter, Outcomes, PROTOCOL_VERSION,
-        WireError, decode_frame, decode_frame_with_limit, encode_heartbeat, encode_hello,
-        encode_init, encode_init_failed, encode_ready, encode_result, frame_size,
+        UNKNOWN_CPU, WireError, decode_frame, decode_frame_with_limit, encode_heartbeat,
+        encode_hello, encode_init, encode_init_failed, encode_ready, encode_result, frame_size,
     };
 
     /// The build fingerprint a worker of this build sends in its HELLO.

@@ -19,6 +19,13 @@
 //! instead of a blocked read's, and at one probe per millisecond on each side the probes made
 //! ~1% of the round trips, right where p99 is read. Counted in waits, not time, so a believed
 //! wait reads no clock (two clock reads per wait on each side cost the one-CPU round trip ~3%).
+//!
+//! Where the other side's CPU is known, nothing is guessed: an AWAITED_CALL names the CPU its
+//! caller wrote it from, and a RESULT the CPU its worker answered on. A reader on that CPU then
+//! blocks at once, and one on another CPU polls ([`PipeSpin::poll_across`]); only a driver
+//! whose worker has not answered it yet guesses. Guessing on the worker's side went wrong
+//! whenever a second worker shared the first one's CPU: its turns looked like the caller's,
+//! and the worker blocked for hundreds of round trips with the caller on the other CPU.
 
 use std::cell::Cell;
 use std::os::fd::RawFd;
@@ -90,6 +97,27 @@ impl PipeSpin {
             again = shared_cpu == cpu;
             self.shared.set(None);
         }
+        self.window(fd, deadline, Some((cpu, again)))
+    }
+
+    /// Polls one window (never past `deadline`) for bytes from a writer known to run on
+    /// another CPU: nothing is believed or learnt about sharing this one (a switched yield ran
+    /// some third thread).
+    pub(crate) fn poll_across(fd: RawFd, deadline: Option<Instant>) -> Polled {
+        if !crate::sys::several_cpus() {
+            return Polled::Skipped;
+        }
+        Self::default().window(fd, deadline, None)
+    }
+
+    /// The poll loop; `learn` is this CPU and whether it was found shared last time, to record
+    /// a finding that it is.
+    fn window(
+        &self,
+        fd: RawFd,
+        deadline: Option<Instant>,
+        learn: Option<(libc::c_int, bool)>,
+    ) -> Polled {
         let start = Instant::now();
         let end = deadline.map_or(start + WINDOW, |d| d.min(start + WINDOW));
         loop {
@@ -107,7 +135,9 @@ impl PipeSpin {
             }
             if crate::sys::readable_now(fd) {
                 // The yield ran the other side here, and it answered: the CPU is shared.
-                self.believe_shared(cpu, again);
+                if let Some((cpu, again)) = learn {
+                    self.believe_shared(cpu, again);
+                }
                 return Polled::Readable;
             }
             if took >= LONG_YIELD {

@@ -217,7 +217,7 @@ impl ProcessPool {
     /// and nothing is queued ahead; returns whether the I/O thread must be woken, or the job if
     /// it goes to the queue.
     fn try_express(&self, state: &mut State, mut job: Job) -> Result<bool, Job> {
-        if !state.queue.is_empty() || job.frame.len() > EXPRESS_MAX {
+        if !state.queue.is_empty() || job.frame.len() + crate::frame::AWAITED_EXTRA > EXPRESS_MAX {
             return Err(job);
         }
         let Some(lent) = state.express.pop() else {
@@ -225,8 +225,9 @@ impl ProcessPool {
         };
         // A fresh future cannot have been cancelled: this claims it.
         job.claim();
-        // Its submitter goes on to wait for it (and drive it, if it can read).
-        crate::frame::mark_awaited(&mut job.frame);
+        // Its submitter goes on to wait for it (and drive it, if it can read), on this CPU.
+        let cpu = u32::try_from(sys::current_cpu()).unwrap_or(crate::frame::UNKNOWN_CPU);
+        crate::frame::mark_awaited(&mut job.frame, cpu, self.shared.max_frame);
         match sys::write_vectored(lent.fd, &[IoSlice::new(&job.frame)]) {
             Ok(written) if written > 0 => {
                 let whole = written == job.frame.len();

@@ -75,6 +75,8 @@ pub(crate) struct Express {
     pub(crate) left: Option<u64>,
     /// Calls it answered while lent, for the I/O thread's count.
     pub(crate) used: u64,
+    /// The CPU it answered its last driven call on (`crate::pipe_spin`), if known.
+    pub(crate) worker_cpu: Option<u32>,
 }
 
 /// A call `submit` wrote to a lent worker, for the I/O thread to adopt (or its waiting thread

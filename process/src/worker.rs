@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::frame::{
-    self, DEFAULT_MAX_FRAME, Frame, FrameError, HEADER_LEN, WireError, decode_frame_with_limit,
-    frame_size, put_err,
+    self, DEFAULT_MAX_FRAME, Frame, FrameError, RESULT_OVERHEAD, WireError,
+    decode_frame_with_limit, frame_size, put_err,
 };
 use crate::heartbeat::Liveness;
 use crate::lifeline::{self, Guard};
@@ -186,22 +186,23 @@ struct FrameReader {
     /// For a spawned worker, whose pool is on this machine: poll for the next call briefly
     /// before blocking (`crate::pipe_spin`). A launched worker's caller may be across a
     /// network, where the next call never comes within the window.
-    spin: Option<PipeSpin>,
-    /// The call being answered was an AWAITED_CALL: its caller may call again at once.
-    poll_after_answer: bool,
+    polls: bool,
+    /// The call being answered was an AWAITED_CALL from this CPU: its caller may call again
+    /// at once.
+    answering_cpu: Option<u32>,
     /// Whether this answer's window is polled, from how the last ones ended.
     next_call: NextCallPoll,
 }
 
 impl FrameReader {
-    fn new(fd: i32, spin: bool) -> Self {
+    fn new(fd: i32, polls: bool) -> Self {
         Self {
             fd,
             buf: Vec::with_capacity(64 * 1024),
             start: 0,
             liveness: None,
-            spin: spin.then(PipeSpin::default),
-            poll_after_answer: false,
+            polls,
+            answering_cpu: None,
             next_call: NextCallPoll::default(),
         }
     }
@@ -241,11 +242,13 @@ impl FrameReader {
             }
             let want = need.max(64 * 1024);
             self.buf.reserve(want.saturating_sub(self.buf.len()));
-            if let (Some(spin), None, true) = (&self.spin, &self.liveness, self.poll_after_answer) {
-                // One window per answer: after it the worker blocks until the next call.
-                self.poll_after_answer = false;
-                if self.next_call.should_poll() {
-                    self.next_call.polled(spin.poll(self.fd, None));
+            let answered = self.answering_cpu.take();
+            if let (true, None, Some(caller_cpu)) = (self.polls, &self.liveness, answered) {
+                // One window per answer: after it the worker blocks until the next call. A
+                // caller on this CPU cannot call again until this worker blocks.
+                let across = u32::try_from(sys::current_cpu()).is_ok_and(|cpu| cpu != caller_cpu);
+                if across && self.next_call.should_poll() {
+                    self.next_call.polled(PipeSpin::poll_across(self.fd, None));
                 }
             }
             let n = match &self.liveness {
@@ -338,7 +341,7 @@ fn serve(sync: bool, guard: Guard) -> i32 {
             Ok(None) | Err(_) => return 0,
             Ok(Some(Err(_))) => return EXIT_PROTOCOL,
         };
-        let (id, name, signature, args, awaited) =
+        let (id, name, signature, args, caller_cpu) =
             match decode_frame_with_limit(reader.frame(at, len), limit) {
                 Ok((
                     Frame::Call {
@@ -346,10 +349,10 @@ fn serve(sync: bool, guard: Guard) -> i32 {
                         name,
                         signature,
                         args,
-                        awaited,
+                        caller_cpu,
                     },
                     _,
-                )) => (id, name, signature, args, awaited),
+                )) => (id, name, signature, args, caller_cpu),
                 Ok((Frame::Heartbeat { interval_ms }, _)) => {
                     if reader.liveness.is_none() && interval_ms > 0 {
                         let interval = Duration::from_millis(u64::from(interval_ms));
@@ -360,8 +363,8 @@ fn serve(sync: bool, guard: Guard) -> i32 {
                 _ => return EXIT_PROTOCOL,
             };
         outcomes.clear();
-        // Room for the RESULT header: length, version, kind, id, count.
-        let budget = limit.saturating_sub(HEADER_LEN + 8 + 4);
+        // Room for the RESULT's header, id, count and CPU.
+        let budget = limit.saturating_sub(RESULT_OVERHEAD);
         // Look the task up once per call, not per item.
         let found = match last {
             Some(entry) if entry.name == name => Some(entry),
@@ -386,11 +389,12 @@ fn serve(sync: bool, guard: Guard) -> i32 {
             }
         }
         out.clear();
-        frame::encode_result(&mut out, id, args.len() as u32, &outcomes);
+        let cpu = u32::try_from(sys::current_cpu()).unwrap_or(frame::UNKNOWN_CPU);
+        frame::encode_result(&mut out, id, args.len() as u32, &outcomes, cpu);
         if reader.write(&out).is_err() {
             return 0;
         }
-        reader.poll_after_answer = awaited;
+        reader.answering_cpu = caller_cpu;
         if out.capacity() > 1 << 20 {
             out = Vec::with_capacity(64 * 1024);
         }

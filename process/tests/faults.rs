@@ -86,7 +86,7 @@ fn children() -> Vec<u32> {
 fn result_frame(id: u64) -> Vec<u8> {
     let outcomes = [0u8, 1, 42]; // tag OK, one byte of postcard value
     let mut buf = Vec::new();
-    concur_process::fuzzing::encode_result(&mut buf, id, 1, &outcomes);
+    concur_process::fuzzing::encode_result(&mut buf, id, 1, &outcomes, u32::MAX);
     buf
 }
 

@@ -166,6 +166,7 @@ impl Io {
                                 .max_tasks_per_child
                                 .map(|max| max.saturating_sub(worker.sent)),
                             used: 0,
+                            worker_cpu: None,
                         });
                     }
                 }

@@ -109,7 +109,7 @@ impl Io {
                         message,
                     })));
                 }
-                (Phase::Ready, Frame::Result { id, outcomes }) => {
+                (Phase::Ready, Frame::Result { id, outcomes, .. }) => {
                     if worker.in_flight.front().is_none_or(|job| job.id != id)
                         || worker.unwritten == 0
                     {
