@@ -210,11 +210,44 @@ fn launcher_config(
 }
 
 fn env_entry(key: &OsString, value: &OsString) -> Result<CString, BuildError> {
-    let mut entry = key.as_bytes().to_vec();
-    if entry.contains(&b'=') {
+    let (key, value) = (key.as_bytes(), value.as_bytes());
+    if key.contains(&b'=') {
         return Err(BuildError::Nul);
     }
+    // One allocation of the final size: every pool build copies the whole environment.
+    let mut entry = Vec::with_capacity(key.len() + value.len() + 2);
+    entry.extend_from_slice(key);
     entry.push(b'=');
-    entry.extend_from_slice(value.as_bytes());
-    cstring(&entry)
+    entry.extend_from_slice(value);
+    entry.push(0);
+    CString::from_vec_with_nul(entry).map_err(|_| BuildError::Nul)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_environment_entry_is_key_equals_value() {
+        let entry = env_entry(&"KEY".into(), &"a=b c".into()).unwrap();
+        assert_eq!(entry.as_bytes(), b"KEY=a=b c");
+        let empty = env_entry(&"EMPTY".into(), &"".into()).unwrap();
+        assert_eq!(empty.as_bytes(), b"EMPTY=");
+    }
+
+    #[test]
+    fn an_entry_no_exec_could_pass_is_refused() {
+        assert!(matches!(
+            env_entry(&"A=B".into(), &"x".into()),
+            Err(BuildError::Nul)
+        ));
+        assert!(matches!(
+            env_entry(&"A".into(), &"x\0y".into()),
+            Err(BuildError::Nul)
+        ));
+        assert!(matches!(
+            env_entry(&"A\0".into(), &"x".into()),
+            Err(BuildError::Nul)
+        ));
+    }
 }
