@@ -169,7 +169,7 @@ impl Source {
 
     /// Polls a little for the answer before blocking (`crate::pipe_spin`); returns whether it
     /// came. Not at all if the worker last answered on this CPU (it needs this CPU to answer),
-    /// across CPUs if it answered on another, and guessing if it has not answered here yet.
+    /// across CPUs if it answered on another, and guessing if it has answered nothing yet.
     fn poll_for_answer(&self, deadline: Option<Instant>) -> bool {
         let fd = self.pipe.results;
         match self.worker_cpu {
@@ -371,6 +371,7 @@ fn hand_back_locked(
         job,
         bytes,
         used: lent.used,
+        worker_cpu: lent.worker_cpu,
     });
     let wake = Shared::touch(&mut state);
     drop(state);

@@ -22,8 +22,9 @@
 //!
 //! Where the other side's CPU is known, nothing is guessed: an AWAITED_CALL names the CPU its
 //! caller wrote it from, and a RESULT the CPU its worker answered on. A reader on that CPU then
-//! blocks at once, and one on another CPU polls ([`PipeSpin::poll_across`]); only a driver
-//! whose worker has not answered it yet guesses. Guessing on the worker's side went wrong
+//! blocks at once, and one on another CPU polls ([`PipeSpin::poll_across`]); the pool keeps
+//! each worker's last CPU across loans, so only a driver whose worker has answered nothing yet
+//! guesses. Guessing on the worker's side went wrong
 //! whenever a second worker shared the first one's CPU: its turns looked like the caller's,
 //! and the worker blocked for hundreds of round trips with the caller on the other CPU.
 

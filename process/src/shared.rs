@@ -217,4 +217,6 @@ pub(crate) struct Returned {
     pub(crate) bytes: Vec<u8>,
     /// Calls the worker answered while lent.
     pub(crate) used: u64,
+    /// The CPU it answered its last driven call on, if known.
+    pub(crate) worker_cpu: Option<u32>,
 }

@@ -166,7 +166,7 @@ impl Io {
                                 .max_tasks_per_child
                                 .map(|max| max.saturating_sub(worker.sent)),
                             used: 0,
-                            worker_cpu: None,
+                            worker_cpu: worker.cpu,
                         });
                     }
                 }
@@ -219,6 +219,7 @@ impl Io {
         for lent in express {
             if let Some(w) = self.workers.iter_mut().find(|w| w.id == lent.worker) {
                 w.sent += lent.used;
+                w.cpu = lent.worker_cpu.or(w.cpu);
             }
         }
         for Expressed { lent, job, written } in expressed {
@@ -232,6 +233,7 @@ impl Io {
             w.head_since = now;
             w.beats_at_busy = w.beat_bytes;
             w.sent += lent.used + 1;
+            w.cpu = lent.worker_cpu.or(w.cpu);
             if written == job.frame.len() {
                 w.unwritten = 1;
             } else {
@@ -252,6 +254,7 @@ impl Io {
             job,
             bytes,
             used,
+            worker_cpu,
         } = returned;
         let Some(i) = self.workers.iter().position(|w| w.id == worker) else {
             if let Some(job) = job {
@@ -261,6 +264,7 @@ impl Io {
         };
         let w = &mut self.workers[i];
         w.sent += used;
+        w.cpu = worker_cpu.or(w.cpu);
         if let Some(job) = job {
             debug_assert!(w.in_flight.is_empty());
             w.head_since = now;

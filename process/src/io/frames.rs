@@ -109,7 +109,14 @@ impl Io {
                         message,
                     })));
                 }
-                (Phase::Ready, Frame::Result { id, outcomes, .. }) => {
+                (
+                    Phase::Ready,
+                    Frame::Result {
+                        id,
+                        outcomes,
+                        worker_cpu,
+                    },
+                ) => {
                     if worker.in_flight.front().is_none_or(|job| job.id != id)
                         || worker.unwritten == 0
                     {
@@ -127,6 +134,7 @@ impl Io {
                         self.attempts.remove(&job.id);
                     }
                     worker.unwritten -= 1;
+                    worker.cpu = (worker_cpu != crate::frame::UNKNOWN_CPU).then_some(worker_cpu);
                     let (count, raw) = outcomes.raw();
                     job.completion
                         .complete(job.name, Ok(Outcomes::from_raw(count, raw)));

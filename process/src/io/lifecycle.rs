@@ -77,6 +77,9 @@ pub(super) struct Worker {
     pub(super) marker: Option<Marker>,
     pub(super) rbuf: Vec<u8>,
     pub(super) rpos: usize,
+    /// The CPU the worker answered its last call on (`crate::pipe_spin`), if known; handed to
+    /// whoever it is lent to.
+    pub(super) cpu: Option<u32>,
     /// Whether the bytes before the worker's first frame were skipped (launcher mode only).
     pub(super) synced: bool,
     /// Its pipes are the worker's own (spawned), not a launcher's relay: everything it wrote
@@ -264,6 +267,7 @@ impl Io {
                     marker: None,
                     rbuf: Vec::with_capacity(64 * 1024),
                     rpos: 0,
+                    cpu: None,
                     synced: !target.spawn.stdio,
                     direct: !target.spawn.stdio,
                     phase: Phase::Hello,
