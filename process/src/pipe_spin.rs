@@ -24,9 +24,9 @@
 //! caller wrote it from, and a RESULT the CPU its worker answered on. A reader on that CPU then
 //! blocks at once, and one on another CPU polls ([`PipeSpin::poll_across`]); the pool keeps
 //! each worker's last CPU across loans, so only a driver whose worker has answered nothing yet
-//! guesses. Guessing on the worker's side went wrong
-//! whenever a second worker shared the first one's CPU: its turns looked like the caller's,
-//! and the worker blocked for hundreds of round trips with the caller on the other CPU.
+//! guesses. Guessing on the worker's side went wrong whenever a second worker shared the first
+//! one's CPU: its turns looked like the caller's, and the worker blocked for hundreds of round
+//! trips with the caller on the other CPU.
 
 use std::cell::Cell;
 use std::os::fd::RawFd;
@@ -199,6 +199,22 @@ mod tests {
             PipeSpin::default().until_readable(reader.as_raw_fd(), None),
             polls
         );
+    }
+
+    #[test]
+    fn a_poll_across_cpus_sees_bytes_at_once_and_gives_up_by_its_deadline() {
+        let (reader, writer) = crate::sys::pipe().unwrap();
+        let empty = Instant::now() + Duration::from_micros(200);
+        let missed = PipeSpin::poll_across(reader.as_raw_fd(), Some(empty));
+        assert!(Instant::now() < empty + Duration::from_millis(50));
+        crate::sys::write_all(writer.as_raw_fd(), b"x").unwrap();
+        let seen = PipeSpin::poll_across(reader.as_raw_fd(), None);
+        // On a one-CPU machine nothing is polled.
+        if crate::sys::several_cpus() {
+            assert_eq!((missed, seen), (Polled::Missed, Polled::Readable));
+        } else {
+            assert_eq!((missed, seen), (Polled::Skipped, Polled::Skipped));
+        }
     }
 
     /// Pins the calling thread to the CPU it runs on; returns that CPU and the old mask.
