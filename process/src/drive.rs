@@ -88,7 +88,7 @@ impl Drive for Driver {
             Read::Frame => match complete(job, self.id, &mut bytes, shared.max_frame) {
                 Ok(worker_cpu) => {
                     if let Some(lent) = guard.lent.as_mut() {
-                        lent.worker_cpu = Some(worker_cpu);
+                        lent.worker_cpu = frame::known_cpu(worker_cpu);
                     }
                     None
                 }
@@ -163,7 +163,7 @@ impl Source {
             },
             deadline,
             line: lent.line.clone(),
-            worker_cpu: lent.worker_cpu.filter(|&cpu| cpu != frame::UNKNOWN_CPU),
+            worker_cpu: lent.worker_cpu,
         }
     }
 
@@ -173,7 +173,7 @@ impl Source {
     fn poll_for_answer(&self, deadline: Option<Instant>) -> bool {
         let fd = self.pipe.results;
         match self.worker_cpu {
-            Some(cpu) if u32::try_from(sys::current_cpu()) == Ok(cpu) => false,
+            Some(cpu) if frame::this_cpu() == cpu => false,
             Some(_) => PipeSpin::poll_across(fd, deadline) == Polled::Readable,
             None => PipeSpin::on_this_thread(fd, deadline),
         }

@@ -44,6 +44,16 @@ pub const RESULT: u8 = 6;
 /// A `caller_cpu` or `worker_cpu` that names no CPU.
 pub const UNKNOWN_CPU: u32 = u32::MAX;
 
+/// The CPU the calling thread runs on, as the frames carry it.
+pub(crate) fn this_cpu() -> u32 {
+    u32::try_from(crate::sys::current_cpu()).unwrap_or(UNKNOWN_CPU)
+}
+
+/// `cpu` from a frame, unless it names no CPU.
+pub(crate) fn known_cpu(cpu: u32) -> Option<u32> {
+    (cpu != UNKNOWN_CPU).then_some(cpu)
+}
+
 /// Bytes of a RESULT frame that are not outcomes: the header, id, count and worker CPU.
 pub(crate) const RESULT_OVERHEAD: usize = HEADER_LEN + 8 + 4 + 4;
 /// Either way, every heartbeat interval while the link is up: `u32 interval_ms`. The pool's

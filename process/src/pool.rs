@@ -226,7 +226,7 @@ impl ProcessPool {
         // A fresh future cannot have been cancelled: this claims it.
         job.claim();
         // Its submitter goes on to wait for it (and drive it, if it can read), on this CPU.
-        let cpu = u32::try_from(sys::current_cpu()).unwrap_or(crate::frame::UNKNOWN_CPU);
+        let cpu = crate::frame::this_cpu();
         crate::frame::mark_awaited(&mut job.frame, cpu, self.shared.max_frame);
         match sys::write_vectored(lent.fd, &[IoSlice::new(&job.frame)]) {
             Ok(written) if written > 0 => {

@@ -187,9 +187,9 @@ struct FrameReader {
     /// before blocking (`crate::pipe_spin`). A launched worker's caller may be across a
     /// network, where the next call never comes within the window.
     polls: bool,
-    /// The call being answered was an AWAITED_CALL from this CPU: its caller may call again
-    /// at once.
-    answering_cpu: Option<u32>,
+    /// The call being answered was an AWAITED_CALL from another CPU: its caller may call
+    /// again at once, while this worker still runs (one on this CPU cannot until it blocks).
+    poll_after_answer: bool,
     /// Whether this answer's window is polled, from how the last ones ended.
     next_call: NextCallPoll,
 }
@@ -202,7 +202,7 @@ impl FrameReader {
             start: 0,
             liveness: None,
             polls,
-            answering_cpu: None,
+            poll_after_answer: false,
             next_call: NextCallPoll::default(),
         }
     }
@@ -242,14 +242,10 @@ impl FrameReader {
             }
             let want = need.max(64 * 1024);
             self.buf.reserve(want.saturating_sub(self.buf.len()));
-            let answered = self.answering_cpu.take();
-            if let (true, None, Some(caller_cpu)) = (self.polls, &self.liveness, answered) {
-                // One window per answer: after it the worker blocks until the next call. A
-                // caller on this CPU cannot call again until this worker blocks.
-                let across = u32::try_from(sys::current_cpu()).is_ok_and(|cpu| cpu != caller_cpu);
-                if across && self.next_call.should_poll() {
-                    self.next_call.polled(PipeSpin::poll_across(self.fd, None));
-                }
+            let poll = std::mem::take(&mut self.poll_after_answer);
+            // One window per answer: after it the worker blocks until the next call.
+            if poll && self.polls && self.liveness.is_none() && self.next_call.should_poll() {
+                self.next_call.polled(PipeSpin::poll_across(self.fd, None));
             }
             let n = match &self.liveness {
                 Some(liveness) => liveness.read_calls(&mut self.buf, 1 << 20)?,
@@ -389,12 +385,13 @@ fn serve(sync: bool, guard: Guard) -> i32 {
             }
         }
         out.clear();
-        let cpu = u32::try_from(sys::current_cpu()).unwrap_or(frame::UNKNOWN_CPU);
+        let cpu = frame::this_cpu();
         frame::encode_result(&mut out, id, args.len() as u32, &outcomes, cpu);
         if reader.write(&out).is_err() {
             return 0;
         }
-        reader.answering_cpu = caller_cpu;
+        reader.poll_after_answer =
+            caller_cpu.is_some_and(|caller| cpu != frame::UNKNOWN_CPU && caller != cpu);
         if out.capacity() > 1 << 20 {
             out = Vec::with_capacity(64 * 1024);
         }

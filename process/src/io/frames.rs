@@ -134,7 +134,7 @@ impl Io {
                         self.attempts.remove(&job.id);
                     }
                     worker.unwritten -= 1;
-                    worker.cpu = (worker_cpu != crate::frame::UNKNOWN_CPU).then_some(worker_cpu);
+                    worker.cpu = crate::frame::known_cpu(worker_cpu);
                     let (count, raw) = outcomes.raw();
                     job.completion
                         .complete(job.name, Ok(Outcomes::from_raw(count, raw)));
