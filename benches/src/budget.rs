@@ -443,6 +443,20 @@ fn startup_against_floor<'a>(
     })
 }
 
+/// What the start-up's absolute budget is up against on this machine: the smallest Rust
+/// program's spawn to its first byte, measured in the same run.
+fn hello_floor_text<'a>(find: &impl Fn(&str) -> Option<&'a ScenarioResult>) -> String {
+    match find(process::STARTUP).and_then(|r| r.get(process::SPAWN_FLOOR_HELLO)) {
+        Some(hello) => format!(
+            "; the smallest Rust program's spawn to its first byte here: {} ({} .. {})",
+            human_ns(hello.ns),
+            human_ns(hello.range.0),
+            human_ns(hello.range.1)
+        ),
+        None => String::new(),
+    }
+}
+
 /// The process pool (issue 6, DESIGN §6): an absolute budget per scenario, the round trip
 /// against the raw-pipe floor, and at least 5x CPython's `ProcessPoolExecutor` on each.
 fn process_budgets<'a>(find: &impl Fn(&str) -> Option<&'a ScenarioResult>) -> Vec<Verdict> {
@@ -508,7 +522,12 @@ fn process_budgets<'a>(find: &impl Fn(&str) -> Option<&'a ScenarioResult>) -> Ve
                 human_ns(limit)
             )
         };
-        verdicts.push(Verdict::new(name, ours.ns < limit, figure));
+        let floors = if scenario == process::STARTUP {
+            hello_floor_text(find)
+        } else {
+            String::new()
+        };
+        verdicts.push(Verdict::new(name, ours.ns < limit, figure + &floors));
     }
     verdicts.extend(startup_against_floor(find));
     for (scenario, placement) in [

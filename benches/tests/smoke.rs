@@ -89,7 +89,16 @@ fn pool_throughput_runs() {
 fn process_scenarios_run() {
     // `echo` without arguments stands in for compare's spawn floor child: it writes one byte.
     let startup = process::startup(2, Some(std::path::Path::new("/bin/echo")));
-    assert_eq!(startup.len(), 2, "ours and the spawn floor");
+    let names: Vec<&str> = startup.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ours/submit",
+            process::SPAWN_FLOOR,
+            process::SPAWN_FLOOR_HELLO
+        ],
+        "ours, the spawn floor and the smallest Rust program's (built by build.rs)"
+    );
     assert!(startup.iter().all(|m| m.ns > 0.0));
     // `cat` stands in for compare's echo child: it copies each frame as it arrives.
     let cat = vec!["cat".into()];

@@ -12,7 +12,8 @@
 //! `pool/round_trip`, `pool/round_trip_runs` (the same calls under issue 13's protocol: each
 //! pool alone, 2,000 warm-up calls, 3 runs of 20,000, every run's percentiles as `run` rows),
 //! `pool/throughput_100k`, `pool/idle_cpu`, and the process pool's
-//! `process/startup`, `process/round_trip` (with the `raw_pipe` floor: this binary re-run as
+//! `process/startup` (with two floors: this binary and the smallest Rust program, each spawned
+//! to its first byte), `process/round_trip` (with the `raw_pipe` floor: this binary re-run as
 //! `--child process/raw_pipe`, echoing 64-byte frames), `process/map/1`, `process/map/1000`
 //! and `process/death_to_error`. `--only` takes scenario names or their groups (`wait_any`,
 //! `wait_register`, `pool`, `process`).

@@ -4,8 +4,10 @@
 //!   is dropped outside the clock). One sample per pool; the figure is the median. The floor
 //!   next to it, `spawn_floor`, is one `std::process::Command` spawn of this same binary to
 //!   the first byte it writes, first thing in `main` ([`spawn_floor_child`]): what any
-//!   process pool pays before its worker can read a call. Samples alternate, ours then the
-//!   floor's.
+//!   process pool pays before its worker can read a call. A second floor, `spawn_floor_hello`,
+//!   spawns the smallest Rust program ([`HELLO`], built by `benches/build.rs`) the same way:
+//!   what any Rust process pays on this machine to reach `main`, whatever the binary's size.
+//!   Samples alternate: ours, the floor, the hello floor.
 //! - `process/round_trip`: one no-op submit, then its result, in a loop. The floor next to it,
 //!   `raw_pipe`, is a 64-byte write to a child process that echoes it back over a second pipe,
 //!   read back whole: `compare` re-executing itself as `--child process/raw_pipe` (see
@@ -55,6 +57,11 @@ pub const DEATH_TO_ERROR: &str = "process/death_to_error";
 pub const ALL: [&str; 5] = [STARTUP, ROUND_TRIP, MAP_1, MAP_1000, DEATH_TO_ERROR];
 /// The spawn floor's contender name in `process/startup`.
 pub const SPAWN_FLOOR: &str = "spawn_floor";
+/// The second floor's contender name in `process/startup`: [`HELLO`] spawned to its first byte.
+pub const SPAWN_FLOOR_HELLO: &str = "spawn_floor_hello";
+/// Path of the smallest Rust program (`benches/floor/hello.rs`, built by `benches/build.rs`);
+/// empty if it could not be built.
+pub const HELLO: &str = env!("CONCUR_BENCH_HELLO");
 /// Set in the spawn floor's child: `compare`'s `main` then only calls [`spawn_floor_child`].
 pub const SPAWN_FLOOR_ENV: &str = "CONCUR_BENCH_SPAWN_FLOOR";
 /// The raw-pipe floor's contender name in `process/round_trip`.
@@ -179,25 +186,36 @@ pub(crate) fn from_samples(name: &str, side: Side, rounds: Vec<f64>) -> Measured
 }
 
 /// `process/startup`: `samples` fresh pools (after one unmeasured, to warm the page cache),
-/// each followed by one sample of the spawn floor of `exe` (this binary) when given.
+/// each followed by one sample of the spawn floor of `exe` (this binary) when given, and one of
+/// [`HELLO`] when it was built.
 pub fn startup(samples: usize, exe: Option<&Path>) -> Vec<Measured> {
+    let hello = (!HELLO.is_empty()).then(|| Path::new(HELLO));
     startup_once();
-    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    if let Some(hello) = hello {
+        spawn_floor_once(hello);
+    }
+    let (mut ours, mut floor, mut hello_floor) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..samples.max(1) {
         ours.push(startup_once().as_nanos() as f64);
         if let Some(exe) = exe {
             floor.push(spawn_floor_once(exe).as_nanos() as f64);
         }
+        if let Some(hello) = hello {
+            hello_floor.push(spawn_floor_once(hello).as_nanos() as f64);
+        }
     }
     let mut measured = vec![from_samples("ours/submit", Side::Ours, ours)];
-    if !floor.is_empty() {
-        measured.push(from_samples(SPAWN_FLOOR, Side::Peer, floor));
+    for (name, rounds) in [(SPAWN_FLOOR, floor), (SPAWN_FLOOR_HELLO, hello_floor)] {
+        if !rounds.is_empty() {
+            measured.push(from_samples(name, Side::Peer, rounds));
+        }
     }
     measured
 }
 
-/// One spawn floor sample: `exe` spawned (as [`SPAWN_FLOOR_ENV`] says) to its first byte;
-/// it is reaped outside the clock.
+/// One spawn floor sample: `exe` spawned to its first byte (this binary writes it first thing
+/// in `main`, as [`SPAWN_FLOOR_ENV`] says; [`HELLO`] ignores the variable); it is reaped outside
+/// the clock.
 pub fn spawn_floor_once(exe: &Path) -> Duration {
     let start = Instant::now();
     let mut child = Command::new(exe)
