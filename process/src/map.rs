@@ -175,10 +175,16 @@ where
     }
 
     /// Encodes and submits inputs until the window is full or the inputs run out.
+    ///
+    /// The chunks go to the pool in batches that double (the first chunk alone, then as many
+    /// chunks' inputs as were sent before): workers start on the first chunk while later ones
+    /// are still being encoded, and a long input still costs only a logarithmic number of
+    /// trips through the pool's lock.
     fn refill(&mut self) {
         let mut jobs = Vec::new();
         let mut chunks = Vec::new();
         let mut exhausted = false;
+        let (mut gathered, mut sent) = (0, 0);
         while self.outstanding < self.window && !exhausted {
             let id = self.pool.new_id();
             let mut encoder = CallEncoder::new(
@@ -230,6 +236,12 @@ where
                 });
                 chunks.push((future, len));
                 self.outstanding += len;
+                gathered += len;
+                if gathered >= sent {
+                    self.flush(&mut jobs, &mut chunks);
+                    sent += gathered;
+                    gathered = 0;
+                }
             }
             if let Some(failure) = failed {
                 // Keep input order: the chunk so far, then the input that failed.

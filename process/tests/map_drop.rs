@@ -1,10 +1,12 @@
 //! When a process pool `map`'s work starts and what dropping it cancels (Python's bpo-11777
-//! rule): queued at the call; dropped unread, nothing is cancelled; dropped after a `next`,
-//! what was not sent to a worker is cancelled. One worker, no prefetch, so "started" is exact.
+//! rule): queued at the call, the first chunk before later inputs are even pulled; dropped
+//! unread, nothing is cancelled; dropped after a `next`, what was not sent to a worker is
+//! cancelled. One worker, no prefetch, so "started" is exact.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use concur_process::ProcessPool;
 
@@ -95,4 +97,53 @@ fn a_map_advanced_once_then_dropped_cancels_what_was_not_sent() {
     std::fs::write(&release.path, b"go\n").unwrap();
     pool.shutdown(true, false);
     assert_eq!(ran(Path::new(&dir)), [0, 1]);
+}
+
+/// Inputs `(dir, 0)`, `(dir, 1)`, `(dir, 2)` for `record`; before handing out input 1 it waits
+/// (up to 10 s) for input 0's call to leave its mark, and remembers whether it did.
+struct WaitsForTheFirstCall {
+    dir: PathBuf,
+    next: u32,
+    first_ran_before_the_second_was_pulled: Option<bool>,
+}
+
+impl Iterator for WaitsForTheFirstCall {
+    type Item = (String, u32);
+
+    fn next(&mut self) -> Option<(String, u32)> {
+        if self.next == 3 {
+            return None;
+        }
+        if self.next == 1 {
+            let mark = self.dir.join("ran-0");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !mark.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            self.first_ran_before_the_second_was_pulled = Some(mark.exists());
+        }
+        self.next += 1;
+        Some((self.dir.to_str().unwrap().to_owned(), self.next - 1))
+    }
+}
+
+#[test]
+fn a_maps_first_chunk_runs_while_its_later_inputs_are_still_pulled() {
+    let pool = one_worker_no_prefetch();
+    let marks = Fifo::new("first-chunk");
+    let mut inputs = WaitsForTheFirstCall {
+        dir: marks.path.parent().unwrap().to_path_buf(),
+        next: 0,
+        first_ran_before_the_second_was_pulled: None,
+    };
+    let results: Vec<u32> = pool
+        .map(record, inputs.by_ref())
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(results, [0, 1, 2]);
+    assert_eq!(
+        inputs.first_ran_before_the_second_was_pulled,
+        Some(true),
+        "the first chunk waited for the map call to pull every input"
+    );
 }
