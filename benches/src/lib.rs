@@ -25,6 +25,7 @@ pub mod footprint;
 pub mod latency;
 pub mod line_trip;
 pub mod measure;
+pub mod others;
 pub mod peers;
 pub mod procfs;
 pub mod python;

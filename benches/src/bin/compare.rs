@@ -46,7 +46,7 @@ use concur_benches::scenarios::pingpong::rally::Placement;
 use concur_benches::scenarios::{
     as_completed, pingpong, pool, process, process_spaced, same_thread, wait_any,
 };
-use concur_benches::{affinity, footprint, line_trip, procfs, python, report, runs};
+use concur_benches::{affinity, footprint, line_trip, others, procfs, python, report, runs};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -258,6 +258,13 @@ fn parent(options: &Options) {
             eprintln!("compare: cannot write {}: {e}", path.display());
         }
     }
+    for line in OTHERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+    {
+        println!("# {line}");
+    }
     for why in &python.skipped {
         println!("skip\t{}\t{why}", python::PEER);
     }
@@ -325,6 +332,7 @@ fn measure_into(
     }
     eprintln!("compare: measuring {name} ...");
     let started = Instant::now();
+    let others = others::Snapshot::now();
     let _watched = watchdog::watch(name);
     match catch_unwind(AssertUnwindSafe(|| measure::measure(&scenario(), plan))) {
         Ok(measured) => {
@@ -333,11 +341,29 @@ fn measure_into(
                 measured: adjust(measured),
             };
             eprint!("{}", report::details(&result));
-            eprintln!("  ({name} took {:.1} s)", started.elapsed().as_secs_f64());
+            took_line(name, started, &others);
             results.push(result);
         }
         Err(_) => eprintln!("compare: skipping {name}: a contender panicked (message above)"),
     }
+}
+
+/// What other processes ran while each scenario did, one `#` line each (see
+/// `concur_benches::others`), printed with the rows.
+static OTHERS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Says how long `name` took and what other processes ran meanwhile (the five largest), on
+/// stderr now and in [`OTHERS`] for stdout.
+fn took_line(name: &str, started: Instant, before: &others::Snapshot) {
+    let took = others::text(&before.since(), 5);
+    eprintln!(
+        "  ({name} took {:.1} s; other processes meanwhile: {took})",
+        started.elapsed().as_secs_f64()
+    );
+    OTHERS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(format!("other processes' CPU during {name}: {took}"));
 }
 
 /// The CPython peer: runs `python/peers.py` per group and remembers why it skipped.
@@ -539,6 +565,7 @@ fn sample_into(
     }
     eprintln!("compare: measuring {name} ...");
     let started = Instant::now();
+    let others = others::Snapshot::now();
     let _watched = watchdog::watch(name);
     match catch_unwind(AssertUnwindSafe(samples)) {
         Ok(measured) => {
@@ -547,7 +574,7 @@ fn sample_into(
                 measured,
             };
             eprint!("{}", report::details(&result));
-            eprintln!("  ({name} took {:.1} s)", started.elapsed().as_secs_f64());
+            took_line(name, started, &others);
             results.push(result);
         }
         Err(_) => eprintln!("compare: skipping {name}: it panicked (message above)"),
