@@ -1,12 +1,14 @@
 //! CPU time other processes took while a scenario ran: the host-level noise its tail and block
 //! figures may hold. On this VM the largest share is usually `kdamond.0`, the kernel's DAMON
-//! page-out monitor, which runs ~0.8 ms every 0.5 s and preempts whatever runs on its CPU; one
-//! such preemption in a 5,000-call block of 0.35 µs round trips more than doubles its mean.
+//! page-out monitor, which runs ~0.8 ms every 0.5 s (sometimes 3-4 ms at once) and preempts
+//! whatever runs on its CPU: 0.8 ms adds 0.16 µs to the mean of a 5,000-call block of 0.35 µs
+//! round trips, and a 2 ms run doubles it.
 //!
 //! Every process but this one and its descendants (pool workers, echo children, the CPython
 //! peer and its workers) counts, kernel threads included, by the nanosecond: the sum over its
-//! threads of the first two fields of `/proc/<pid>/task/<tid>/schedstat` (time on a CPU, and
-//! the number of times it was scheduled). Linux only; elsewhere nothing is reported.
+//! threads of the first and third fields of `/proc/<pid>/task/<tid>/schedstat` (time on a CPU,
+//! and the number of times it was scheduled). What other guests of the host took shows only as
+//! `steal` in `/proc/stat`, to the clock tick. Linux only; elsewhere nothing is reported.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,9 +22,14 @@ struct Usage {
     slices: u64,
 }
 
-/// The CPU use of every other process at one moment.
+/// The CPU use of every other process at one moment, and the CPU time the hypervisor had
+/// taken from this machine so far (`steal` in `/proc/stat`: other guests on the host, which no
+/// process here shows).
 #[derive(Debug, Default)]
-pub struct Snapshot(HashMap<u32, Usage>);
+pub struct Snapshot {
+    usage: HashMap<u32, Usage>,
+    steal_ticks: Option<u64>,
+}
 
 /// What one other process took between two snapshots.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +48,7 @@ impl Snapshot {
         let me = std::process::id();
         let mut parents = HashMap::new();
         let mut usage = HashMap::new();
+        let steal_ticks = steal_ticks();
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return Self::default();
         };
@@ -69,17 +77,25 @@ impl Snapshot {
         }
         let ours = family_of(me, &parents);
         usage.retain(|pid, _| !ours.contains(pid));
-        Self(usage)
+        Self { usage, steal_ticks }
+    }
+
+    /// CPU time the hypervisor took from this machine's CPUs since `self`, to the clock tick
+    /// (10 ms with the usual `USER_HZ`); `None` without `/proc/stat`.
+    pub fn steal_since(&self) -> Option<std::time::Duration> {
+        let ticks = steal_ticks()?.saturating_sub(self.steal_ticks?);
+        let per_second = crate::procfs::ticks_per_second().max(1);
+        Some(std::time::Duration::from_millis(ticks * 1000 / per_second))
     }
 
     /// What each other process took since `self`, the largest first; a process that started
     /// since counts from zero, one that ended since is missing.
     pub fn since(&self) -> Vec<Took> {
         let mut took: Vec<Took> = Self::now()
-            .0
+            .usage
             .into_iter()
             .filter_map(|(pid, now)| {
-                let (ns, slices) = match self.0.get(&pid) {
+                let (ns, slices) = match self.usage.get(&pid) {
                     // A kernel worker's name changes with its work queue, so the start time,
                     // not the name, tells a reused pid.
                     Some(then) if then.started == now.started => (then.cpu_ns, then.slices),
@@ -112,6 +128,14 @@ pub fn text(took: &[Took], top: usize) -> String {
         );
     }
     line
+}
+
+/// The `steal` field of `/proc/stat`'s `cpu` line (all CPUs), in clock ticks.
+fn steal_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    // user nice system idle iowait irq softirq steal ...
+    cpu.split_whitespace().nth(7)?.parse().ok()
 }
 
 /// `pid` and every process below it in the `parents` tree (pid → parent pid).
@@ -223,11 +247,15 @@ mod tests {
             "the reparented loop's CPU was not counted: {took:?}"
         );
         assert!(
-            now.0.contains_key(&orphan),
+            now.usage.contains_key(&orphan),
             "the reparented loop is missing"
         );
         assert!(
-            !now.0.contains_key(&child.id()),
+            before.steal_since().is_some(),
+            "/proc/stat has no steal field"
+        );
+        assert!(
+            !now.usage.contains_key(&child.id()),
             "a child of this process counted as another process"
         );
     }

@@ -355,7 +355,11 @@ static OTHERS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new())
 /// Says how long `name` took and what other processes ran meanwhile (the five largest), on
 /// stderr now and in [`OTHERS`] for stdout.
 fn took_line(name: &str, started: Instant, before: &others::Snapshot) {
-    let took = others::text(&before.since(), 5);
+    let steal = match before.steal_since() {
+        Some(steal) => format!("; stolen by the hypervisor: {} ms", steal.as_millis()),
+        None => String::new(),
+    };
+    let took = others::text(&before.since(), 5) + &steal;
     eprintln!(
         "  ({name} took {:.1} s; other processes meanwhile: {took})",
         started.elapsed().as_secs_f64()
