@@ -67,12 +67,11 @@ impl<T> Cell<T> {
     /// The caller has exclusive access to the cell (it is about to free it).
     pub(crate) unsafe fn drop_outcome(&self, outcome_taken: bool) {
         // ORDERING: Relaxed: the caller already synchronised with every party.
-        let finished = self
-            .header
-            .load(core::sync::atomic::Ordering::Relaxed)
-            .phase()
-            == word::FINISHED;
-        if finished && !outcome_taken {
+        let snapshot = self.header.load(core::sync::atomic::Ordering::Relaxed);
+        // A value without drop glue owns nothing; FAILED (set with FINISHED exactly when the
+        // outcome is a failure, in `complete`) tells it from a failure without reading the slot.
+        let owns_nothing = !core::mem::needs_drop::<T>() && !snapshot.is_failed();
+        if snapshot.phase() == word::FINISHED && !outcome_taken && !owns_nothing {
             // Dropped in place: moving it out first would copy the whole outcome.
             // SAFETY: FINISHED means the slot is initialised; we are its last owner.
             self.slot

@@ -46,7 +46,8 @@ pub(crate) const PRODUCER_GONE: usize = 0b1000;
 /// No consumer handle is left.
 pub(crate) const CONSUMERS_GONE: usize = 0b1_0000;
 /// With FINISHED, set in the same CAS: the slot holds a failure. Lets a wait set's
-/// FIRST_EXCEPTION test an outcome without the slot's type (and after the cell may be gone).
+/// FIRST_EXCEPTION test an outcome without the slot's type (and after the cell may be gone), and
+/// `Cell::drop_outcome` skip a value that has no drop glue without reading the slot.
 pub(crate) const FAILED: usize = 0b10_0000;
 /// All tag bits; nodes are aligned to `TAG_MASK + 1`.
 pub(crate) const TAG_MASK: usize = 0b11_1111;
