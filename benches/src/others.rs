@@ -12,6 +12,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::procfs::{fields_after_comm, schedstat_of};
+
 /// What one process had used when a [`Snapshot`] was taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Usage {
@@ -165,33 +167,14 @@ struct Stat {
 fn stat_of(pid: u32) -> Option<Stat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // `pid (comm) S ppid ...`: comm may hold spaces and parentheses.
-    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
-    let comm = stat.get(open + 1..close)?.to_owned();
-    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    let comm = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?.to_owned();
+    let fields: Vec<&str> = fields_after_comm(&stat)?.split_whitespace().collect();
     // After the comm, counted from the state at 0: ppid is 1, starttime (field 22) is 19.
     Some(Stat {
         comm,
         parent: fields.get(1)?.parse().ok()?,
         started: fields.get(19)?.parse().ok()?,
     })
-}
-
-/// Nanoseconds on a CPU and times scheduled, summed over the threads of `pid`.
-fn schedstat_of(pid: u32) -> Option<(u64, u64)> {
-    let (mut ns, mut slices) = (0u64, 0u64);
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .ok()?
-        .flatten()
-    {
-        let Ok(schedstat) = std::fs::read_to_string(task.path().join("schedstat")) else {
-            continue;
-        };
-        let mut fields = schedstat.split_whitespace();
-        ns += fields.next()?.parse::<u64>().ok()?;
-        // The second field is the time spent waiting on a run queue; the third the slices.
-        slices += fields.nth(1)?.parse::<u64>().ok()?;
-    }
-    Some((ns, slices))
 }
 
 #[cfg(test)]

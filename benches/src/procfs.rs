@@ -16,9 +16,7 @@ pub fn current_tid() -> Option<i32> {
 /// from `/proc/self/task/<tid>/stat`.
 pub fn thread_state(tid: i32) -> Option<u8> {
     let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    // `pid (comm) S ...`: comm may hold spaces and parentheses, so split after the last `)`.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.trim_start().bytes().next()
+    fields_after_comm(&stat)?.bytes().next()
 }
 
 /// Waits until thread `tid` sleeps (state `S`: blocked in the kernel), yielding between looks,
@@ -47,16 +45,31 @@ pub fn wait_until_asleep(tid: Option<i32>, limit: Duration) -> bool {
 /// `/proc/<pid>/task/<tid>/schedstat`, to the nanosecond where `/proc/<pid>/stat` counts
 /// 10 ms ticks).
 pub fn cpu_ns_of(pid: u32) -> Option<u64> {
-    let mut total = 0u64;
+    schedstat_of(pid).map(|(ns, _)| ns)
+}
+
+/// Nanoseconds on a CPU and times scheduled onto one, so far, summed over the live threads of
+/// process `pid` (the first and third fields of each `/proc/<pid>/task/<tid>/schedstat`).
+pub fn schedstat_of(pid: u32) -> Option<(u64, u64)> {
+    let (mut ns, mut slices) = (0u64, 0u64);
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let mut path = task.ok()?.path();
         path.push("schedstat");
         // A thread that exited since the listing counts nothing.
         if let Ok(schedstat) = std::fs::read_to_string(path) {
-            total += schedstat.split_whitespace().next()?.parse::<u64>().ok()?;
+            let mut fields = schedstat.split_whitespace();
+            ns += fields.next()?.parse::<u64>().ok()?;
+            // The second field is the time spent waiting on a run queue.
+            slices += fields.nth(1)?.parse::<u64>().ok()?;
         }
     }
-    Some(total)
+    Some((ns, slices))
+}
+
+/// The fields of a `/proc/.../stat` line after the command name, from the state on: the name
+/// may hold spaces and parentheses, so the split is after the last `)`.
+pub fn fields_after_comm(stat: &str) -> Option<&str> {
+    Some(stat[stat.rfind(')')? + 1..].trim_start())
 }
 
 /// CPU time the whole process has used so far.
@@ -72,7 +85,7 @@ impl CpuTime {
     /// The process's CPU time now, if `/proc/self/stat` is readable.
     pub fn now() -> Option<Self> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        let rest = &stat[stat.rfind(')')? + 1..];
+        let rest = fields_after_comm(&stat)?;
         // After the comm: state is field 3, utime 14 and stime 15 (1-based), so 11 and 12
         // counted from the state at 0.
         let fields: Vec<&str> = rest.split_whitespace().collect();
